@@ -1,0 +1,57 @@
+# Two commands for a new user: `make run` (the pipeline on the embedded default) and `make test`.
+# Both do the setup they need; setup is incremental (stamps), so a second run installs nothing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+JARS := jars/lib
+PROFILE ?= local
+PYTEST_ARGS ?=
+
+.PHONY: setup jars run test test-fast lint format dist mlflow-ui clean
+
+setup: $(VENV)/.installed $(JARS)/.fetched
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+jars: $(JARS)/.fetched
+$(JARS)/.fetched: jars/pom.xml jars/fetch.sh $(VENV)/.installed
+	bash jars/fetch.sh $(JARS) $(PY)
+	@touch $@
+
+run: setup
+	$(BIN)/mobility --profile $(PROFILE) pipeline
+
+test: setup
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# What a cluster needs: the wheel (for --py-files or pip on the nodes), a zip of conf/, and the jar list.
+dist: setup
+	rm -rf dist && mkdir -p dist
+	$(PY) -m build --wheel --no-isolation --outdir dist . >/dev/null
+	cd dist && cp mobility-*.whl mobility.zip
+	$(PY) -m zipfile -c dist/conf.zip conf
+	ls $(CURDIR)/$(JARS)/*.jar | paste -sd, > dist/jars.txt
+	@echo "dist/: $$(ls dist | paste -sd' ')"
+
+mlflow-ui: setup
+	$(BIN)/mlflow ui --backend-store-uri "$$($(BIN)/mobility settings mlflow.tracking_uri)" --host 127.0.0.1 --port 5000
+
+clean:
+	rm -rf $(VENV) $(JARS) dist build lake mlflow.db mlruns spark-warehouse *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,9 @@
+"""spark-submit entry point of the `paths` step.
+
+    spark-submit --jars $(cat dist/jars.txt) --py-files dist/mobility.zip jobs/paths.py --profile cluster
+"""
+
+from mobility.cli import run_job
+
+if __name__ == "__main__":
+    run_job("paths")

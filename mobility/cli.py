@@ -1,0 +1,137 @@
+"""The ``mobility`` command: one subcommand per batch step, settings from ``--profile`` and ``--set``.
+
+Exit status 0 on success; on failure a one-line reason on stderr and status 1 (2 for a usage error).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Annotated
+
+import click
+import typer
+
+from mobility import pipeline
+from mobility.config import Settings, load_settings
+from mobility.errors import MobilityError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+@app.callback()
+def _options(
+    ctx: typer.Context,
+    profile: Annotated[
+        str | None, typer.Option(help="Settings profile: local (default), cluster or test.")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override one setting: --set section.key=value (repeatable)."),
+    ] = None,
+) -> None:
+    ctx.obj = load_settings(profile, set_ or ())
+
+
+def _print_counts(title: str, counts: dict[str, int]) -> None:
+    typer.echo(title)
+    width = max(map(len, counts), default=0)
+    for key, value in counts.items():
+        typer.echo(f"  {key:<{width}}  {value:>9,}")
+
+
+def _run(ctx: typer.Context, name: str) -> None:
+    settings: Settings = ctx.obj
+    counts = pipeline.run_step(name, settings)
+    _print_counts(f"{name}: done (lake {settings.lake.root})", counts)
+
+
+@app.command()
+def reference(ctx: typer.Context) -> None:
+    """Load the official ROME, geography and DARES files from reference.dir into ref.* tables."""
+    _run(ctx, "reference")
+
+
+def _not_built(name: str) -> None:
+    def command(ctx: typer.Context) -> None:
+        _run(ctx, name)
+
+    command.__doc__ = pipeline.step(name).summary.capitalize() + " (not built yet)."
+    app.command(name, context_settings=_PASS_THROUGH)(command)
+
+
+for _step in pipeline.STEPS:
+    if _step.run is None:
+        _not_built(_step.name)
+
+
+@app.command("pipeline")
+def run_pipeline(ctx: typer.Context) -> None:
+    """Run every built step in order."""
+    settings: Settings = ctx.obj
+    for found in pipeline.STEPS:
+        if found.run is None:
+            typer.echo(f"{found.name}: skipped, not built yet (issue #{found.issue})")
+            continue
+        _print_counts(f"{found.name}: done", found.run(settings))
+    typer.echo(f"pipeline: done (lake {settings.lake.root})")
+
+
+
+@app.command("settings")
+def settings_(
+    ctx: typer.Context, key: Annotated[str | None, typer.Argument(help="section.key to print")] = None
+) -> None:
+    """Print the resolved settings (or one of them): what a run will use."""
+    settings: Settings = ctx.obj
+    if key:
+        typer.echo(settings.get(key))
+    else:
+        typer.echo(json.dumps(settings.model_dump(mode="json"), indent=2))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``mobility`` script and of ``jobs/*.py``."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    try:
+        code = app(args=list(argv) if argv is not None else None, prog_name="mobility", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except MobilityError as exc:
+        typer.echo(f"mobility: {exc}", err=True)
+        sys.exit(1)
+    except Exception as exc:  # a bug or an environment fault: still one line, the trace on request
+        if os.environ.get("MOBILITY_DEBUG"):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:500]
+        typer.echo(f"mobility: {type(exc).__name__}: {first} (MOBILITY_DEBUG=1 shows the trace)", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def run_job(name: str, argv: Sequence[str] | None = None) -> None:
+    """spark-submit entry: ``jobs/<name>.py [--profile P] [--set k=v ...] [step options]``.
+
+    The global options come first on the command line of ``mobility``; a job takes them anywhere.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    global_args, step_args = [], []
+    while argv:
+        arg = argv.pop(0)
+        if arg in ("--profile", "--set") and argv:
+            global_args += [arg, argv.pop(0)]
+        elif arg.startswith(("--profile=", "--set=")):
+            global_args.append(arg)
+        else:
+            step_args.append(arg)
+    main([*global_args, name, *step_args])

@@ -1,0 +1,263 @@
+"""Settings: one typed object, layered from files, the environment and the command line.
+
+Order (later wins): ``conf/base.yaml``, ``conf/<profile>.yaml``, ``MOBILITY_<SECTION>__<KEY>`` environment
+variables, ``--set section.key=value``. Every value remembers where it came from, so that an unknown key or a
+value of the wrong type fails at start with the key *and* its source named. Relative paths are resolved
+against the project root (the parent of the ``conf`` folder), never against the working directory, so that
+a job behaves the same wherever spark-submit starts it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, get_origin
+
+import yaml
+from mobility.errors import MobilityError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+ENV_PREFIX = "MOBILITY_"
+PROFILES = ("local", "cluster", "test")
+
+
+class SettingsError(MobilityError):
+    """A setting is unknown, malformed or missing; the message names the key and its source."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _resolve_path(value: Path, info: ValidationInfo) -> Path:
+    root = (info.context or {}).get("root")
+    value = Path(os.path.expanduser(value))
+    return value if value.is_absolute() or root is None else (Path(root) / value).resolve()
+
+
+class LakeSettings(_Section):
+    root: Path
+
+    _root = field_validator("root")(_resolve_path)
+
+
+class ReferenceFiles(_Section):
+    rome_v3: str
+    rome_v3_mobility: str
+    rome_v3_appellation: str
+    rome_v3_tree: str
+    rome_v4: str
+    rome_v4_mobility: str
+    rome_v4_appellation: str
+    regions: str
+    departements: str
+    communes: str
+    tension: str
+    fap_rome: str
+
+
+class ReferenceSettings(_Section):
+    dir: Path
+    files: ReferenceFiles
+    rome_v3_release: str
+    rome_v4_release: str
+
+    _dir = field_validator("dir")(_resolve_path)
+
+
+class SparkSettings(_Section):
+    master: str
+    app_name: str
+    driver_memory: str = Field(pattern=r"^\d+[kmgt]?$")
+    shuffle_partitions: int = Field(gt=0)
+    ui_enabled: bool
+    log_level: str = Field(pattern=r"^(ALL|DEBUG|INFO|WARN|ERROR|FATAL|OFF)$")
+    jars_dir: Path
+    conf: dict[str, str] = {}
+
+    _jars_dir = field_validator("jars_dir")(_resolve_path)
+
+
+class MlflowSettings(_Section):
+    tracking_uri: str
+    experiment: str
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _absolute_sqlite(cls, value: str, info: ValidationInfo) -> str:
+        """A relative SQLite path would follow the working directory; anchor it at the project root."""
+        prefix = "sqlite:///"
+        root = (info.context or {}).get("root")
+        if value.startswith(prefix) and not value.startswith(prefix + "/") and root is not None:
+            return prefix + str((Path(root) / value[len(prefix) :]).resolve())
+        return value
+
+
+class PrivacySettings(_Section):
+    min_cell: int = Field(ge=1)
+
+
+class Settings(_Section):
+    profile: str
+    project_root: Path
+    lake: LakeSettings
+    reference: ReferenceSettings
+    spark: SparkSettings
+    mlflow: MlflowSettings
+    privacy: PrivacySettings
+
+    def get(self, dotted: str) -> Any:
+        """Value of ``section.key`` (for the CLI's ``settings`` command and the Makefile)."""
+        value: Any = self
+        for part in dotted.split("."):
+            if isinstance(value, Mapping) and part in value:
+                value = value[part]
+            elif isinstance(value, BaseModel) and part in type(value).model_fields:
+                value = getattr(value, part)
+            else:
+                raise SettingsError(f"unknown setting {dotted!r}")
+        return value
+
+
+def default_conf_dir() -> Path:
+    """``MOBILITY_CONF_DIR``, else ``conf/`` beside the package (a checkout), else ``./conf``."""
+    if env := os.environ.get(ENV_PREFIX + "CONF_DIR"):
+        return Path(env).resolve()
+    beside = Path(__file__).resolve().parents[1] / "conf"
+    return beside if beside.is_dir() else Path("conf").resolve()
+
+
+def _merge(
+    into: dict[str, Any], layer: Mapping[str, Any], source: str, origins: dict[str, str], prefix: str = ""
+) -> None:
+    for key, value in layer.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _merge(into[key], value, source, origins, dotted + ".")
+        else:
+            into[key] = dict(value) if isinstance(value, Mapping) else value
+            origins[dotted] = source
+            if isinstance(value, Mapping):
+                for sub in _flatten(value, dotted + "."):
+                    origins[sub] = source
+
+
+def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in mapping.items():
+        keys.append(prefix + key)
+        if isinstance(value, Mapping):
+            keys.extend(_flatten(value, f"{prefix}{key}."))
+    return keys
+
+
+def _split_key(dotted: str) -> list[str]:
+    """``spark.conf.spark.executor.memory`` -> spark / conf / spark.executor.memory: below a free-form
+    mapping, the rest of the key is one name."""
+    parts, out = dotted.split("."), []
+    model: type[BaseModel] | None = Settings
+    while parts:
+        part = parts.pop(0)
+        out.append(part)
+        field = model.model_fields.get(part) if model else None
+        annotation = field.annotation if field else None
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        elif get_origin(annotation) is dict and parts:
+            out.append(".".join(parts))
+            break
+        else:
+            model = None
+    return out
+
+
+def _nest(dotted: str, value: Any) -> dict[str, Any]:
+    parts = _split_key(dotted)
+    layer: dict[str, Any] = {parts[-1]: value}
+    for part in reversed(parts[:-1]):
+        layer = {part: layer}
+    return layer
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def _env_layers(environ: Mapping[str, str]) -> list[tuple[str, dict[str, Any]]]:
+    layers = []
+    for name, value in sorted(environ.items()):
+        if name.startswith(ENV_PREFIX) and "__" in name:
+            dotted = name[len(ENV_PREFIX) :].lower().replace("__", ".")
+            layers.append((f"environment variable {name}", _nest(dotted, value)))
+    return layers
+
+
+def _set_layers(assignments: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+    layers = []
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SettingsError(f"--set {item!r}: expected section.key=value")
+        layers.append((f"--set {key.strip()}", _nest(key.strip(), value)))
+    return layers
+
+
+def _describe(error: ValidationError, origins: Mapping[str, str]) -> str:
+    lines = []
+    for item in error.errors():
+        dotted = ".".join(str(part) for part in item["loc"])
+        source = next(
+            (origins[k] for k in _prefixes(dotted) if k in origins),
+            "no file sets it",
+        )
+        if item["type"] == "extra_forbidden":
+            reason = "unknown setting"
+        elif item["type"] == "missing":
+            reason = "missing setting"
+        else:
+            reason = f"{item['msg']} (got {item.get('input')!r})"
+        lines.append(f"{dotted}: {reason} [{source}]")
+    return "invalid settings: " + "; ".join(lines)
+
+
+def _prefixes(dotted: str) -> list[str]:
+    parts = dotted.split(".")
+    return [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
+
+
+def load_settings(
+    profile: str | None = None,
+    overrides: Sequence[str] = (),
+    conf_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build the settings of ``profile`` (default ``MOBILITY_PROFILE`` or ``local``); raise SettingsError."""
+    environ = os.environ if environ is None else environ
+    profile = profile or environ.get(ENV_PREFIX + "PROFILE") or "local"
+    if profile not in PROFILES:
+        raise SettingsError(f"profile: unknown profile {profile!r}, expected one of {', '.join(PROFILES)}")
+    conf_dir = (conf_dir or default_conf_dir()).resolve()
+    files = [conf_dir / "base.yaml", conf_dir / f"{profile}.yaml"]
+    for path in files:
+        if not path.is_file():
+            raise SettingsError(f"{path}: settings file not found")
+
+    layers = [(str(path), _read_yaml(path)) for path in files]
+    layers += _env_layers(environ) + _set_layers(overrides)
+    merged: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for source, layer in layers:
+        _merge(merged, layer, source, origins)
+    root = conf_dir.parent
+    merged.update(profile=profile, project_root=root)
+    try:
+        return Settings.model_validate(merged, context={"root": root})
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc, origins)) from None

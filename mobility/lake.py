@@ -1,0 +1,123 @@
+"""The lakehouse: where each table lives under ``lake.root`` and the three ways a step writes one.
+
+A table is named ``zone.name`` (``ref.rome``, ``silver.spells``, ``gold.flows``) and stored as a Delta table
+at ``<lake.root>/<zone>/<name>``. Tables are addressed by path rather than through a metastore, so that the
+same lake is read identically by a local run, a cluster and a notebook. Every write returns the Delta
+version it produced; steps log it and MLflow runs record it, which makes any result reproducible by time
+travel.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+
+from mobility.errors import MobilityError
+
+log = logging.getLogger(__name__)
+
+ZONES = ("bronze", "silver", "ref", "gold")
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class LakeError(MobilityError):
+    """A table name outside the catalogue, or a table read before any step wrote it."""
+
+
+@dataclass(frozen=True)
+class Lake:
+    spark: SparkSession
+    root: Path
+
+    def path(self, table: str) -> str:
+        """Storage path of ``zone.name``; refuses names outside the zones."""
+        zone, _, name = table.partition(".")
+        if zone not in ZONES or not _NAME.match(name):
+            raise LakeError(f"table {table!r}: expected zone.name with zone in {', '.join(ZONES)}")
+        return str(Path(self.root) / zone / name)
+
+    def exists(self, table: str) -> bool:
+        return DeltaTable.isDeltaTable(self.spark, self.path(table))
+
+    def tables(self, zone: str | None = None) -> list[str]:
+        """The tables present in the lake (optionally in one zone), sorted."""
+        found = []
+        for zone_dir in sorted(Path(self.root).glob("*")):
+            if zone_dir.name in ZONES and (zone is None or zone_dir.name == zone):
+                found += [
+                    f"{zone_dir.name}.{d.name}"
+                    for d in sorted(zone_dir.iterdir())
+                    if (d / "_delta_log").is_dir()
+                ]
+        return found
+
+    def read(self, table: str, version: int | None = None) -> DataFrame:
+        """The table, at ``version`` when given (Delta time travel)."""
+        if not self.exists(table):
+            raise LakeError(f"table {table} does not exist at {self.path(table)}: run the step that writes it")
+        reader = self.spark.read.format("delta")
+        if version is not None:
+            reader = reader.option("versionAsOf", version)
+        return reader.load(self.path(table))
+
+    def version(self, table: str) -> int:
+        """The latest Delta version of the table."""
+        if not self.exists(table):
+            raise LakeError(f"table {table} does not exist at {self.path(table)}")
+        last = DeltaTable.forPath(self.spark, self.path(table)).history(1).select("version").first()
+        return int(last["version"])
+
+    def overwrite(self, df: DataFrame, table: str, partition_by: Sequence[str] = ()) -> int:
+        """Replace the whole table (schema included); rerunning on the same input gives the same rows."""
+        writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        writer.save(self.path(table))
+        return self._logged(table, "overwrite")
+
+    def overwrite_partitions(self, df: DataFrame, table: str, partition_by: Sequence[str]) -> int:
+        """Replace only the partitions present in ``df`` (dynamic partition overwrite); others stay."""
+        if not partition_by:
+            raise LakeError(f"overwrite_partitions of {table} needs partition columns")
+        writer = df.write.format("delta").partitionBy(*partition_by)
+        if self.exists(table):
+            writer = writer.mode("overwrite").option("partitionOverwriteMode", "dynamic")
+        writer.save(self.path(table))
+        return self._logged(table, "overwrite_partitions")
+
+    def merge(
+        self,
+        df: DataFrame,
+        table: str,
+        keys: Sequence[str],
+        update_when: str | None = None,
+        partition_by: Sequence[str] = (),
+    ) -> int:
+        """Upsert ``df`` on natural ``keys``: new keys are inserted, matched rows updated when
+        ``update_when`` (a SQL condition over ``t.`` target and ``s.`` source) holds, or always if None.
+        Creates the table on first write."""
+        if not keys:
+            raise LakeError(f"merge into {table} needs key columns")
+        if not self.exists(table):
+            return self.overwrite(df, table, partition_by)
+        condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+        (
+            DeltaTable.forPath(self.spark, self.path(table))
+            .alias("t")
+            .merge(df.alias("s"), condition)
+            .whenMatchedUpdateAll(condition=update_when)
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
+        return self._logged(table, "merge")
+
+    def _logged(self, table: str, operation: str) -> int:
+        version = self.version(table)
+        log.info("%s %s -> version %d", operation, table, version)
+        return version

@@ -1,0 +1,82 @@
+"""The batch steps in their order, each a thin run of the library against the lake.
+
+A step reads only tables written by earlier steps, so each can be rerun alone; the CLI commands and the
+``jobs/*.py`` spark-submit entry points both call these functions.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from mobility import reference
+from mobility.config import Settings
+from mobility.errors import MobilityError
+from mobility.lake import Lake
+from mobility.spark import get_spark
+
+log = logging.getLogger(__name__)
+
+
+class NotBuiltError(MobilityError):
+    """A step of the design that has no implementation yet."""
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    summary: str
+    run: Callable[[Settings], dict[str, int]] | None
+    issue: int | None = None
+
+
+@contextmanager
+def timed(step: str) -> Iterator[None]:
+    start = time.monotonic()
+    log.info("%s: started", step)
+    yield
+    log.info("%s: done in %.1f s", step, time.monotonic() - start)
+
+
+def open_lake(settings: Settings) -> Lake:
+    """The lake of ``settings`` on this process's SparkSession."""
+    return Lake(get_spark(settings), settings.lake.root)
+
+
+def run_reference(settings: Settings) -> dict[str, int]:
+    """Load the official referentials into ``ref.*``; return the summary counts."""
+    with timed("reference"):
+        lake = open_lake(settings)
+        log.info("reference: reading %s", settings.reference.dir)
+        reference.load(lake.spark, lake, settings.reference)
+        return reference.summary(lake)
+
+
+STEPS: tuple[Step, ...] = (
+    Step("reference", "load the ROME, geography and DARES reference tables", run_reference),
+    Step("generate", "write a synthetic dataset in the real input formats", None, issue=3),
+    Step("ingest", "read input files into bronze and silver, with quarantine", None, issue=3),
+    Step("flows", "build transitions, market and flows", None, issue=4),
+    Step("train", "train and register the recommender models", None, issue=5),
+    Step("recommend", "score active job seekers with the champion model", None, issue=5),
+    Step("paths", "multi-step mobility paths", None, issue=5),
+    Step("report", "the HTML report and published exports", None, issue=6),
+)
+
+
+def step(name: str) -> Step:
+    return next(s for s in STEPS if s.name == name)
+
+
+def run_step(name: str, settings: Settings) -> dict[str, int]:
+    found = step(name)
+    if found.run is None:
+        raise NotBuiltError(f"{name}: not built yet (issue #{found.issue}: {found.summary})")
+    return found.run(settings)
+
+
+def built_steps() -> list[Step]:
+    return [s for s in STEPS if s.run is not None]

@@ -1,0 +1,35 @@
+"""One SparkSession for the whole run (``test`` profile: local[2], no UI, two shuffle partitions) and a
+fresh lake folder per test module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from mobility.config import Settings, load_settings
+from mobility.lake import Lake
+from mobility.spark import get_spark
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """The test profile, hermetic: no MOBILITY_* variable of the caller's shell leaks in."""
+    root = tmp_path_factory.mktemp("session-lake")
+    return load_settings("test", [f"lake.root={root}"], environ={})
+
+
+@pytest.fixture(scope="session")
+def spark(settings: Settings) -> SparkSession:
+    session = get_spark(settings)
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Lake:
+    """An empty lake of the module's own."""
+    return Lake(spark, tmp_path_factory.mktemp("lake"))
