@@ -9,11 +9,12 @@ JARS := jars/lib
 PROFILE ?= local
 PYTEST_ARGS ?=
 
-.PHONY: setup jars run test test-fast lint format dist mlflow-ui clean
+.PHONY: setup jars run test test-fast lint format dist submit mlflow-ui clean
 
 setup: $(VENV)/.installed $(JARS)/.fetched
 
 $(VENV)/.installed: pyproject.toml
+	@command -v java >/dev/null || { echo "make: Java 17 is needed (apt-get install openjdk-17-jre-headless)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
@@ -21,6 +22,7 @@ $(VENV)/.installed: pyproject.toml
 
 jars: $(JARS)/.fetched
 $(JARS)/.fetched: jars/pom.xml jars/fetch.sh $(VENV)/.installed
+	@command -v mvn >/dev/null || { echo "make: Maven is needed to fetch the Delta jars (apt-get install maven)"; exit 1; }
 	bash jars/fetch.sh $(JARS) $(PY)
 	@touch $@
 
@@ -49,6 +51,15 @@ dist: setup
 	$(PY) -m zipfile -c dist/conf.zip conf
 	ls $(CURDIR)/$(JARS)/*.jar | paste -sd, > dist/jars.txt
 	@echo "dist/: $$(ls dist | paste -sd' ')"
+
+# Any step on a Spark cluster: make submit STEP=reference MASTER=spark://host:7077 [SET="lake.root=/shared/lake"]
+STEP ?= pipeline
+MASTER ?= spark://127.0.0.1:7077
+SET ?=
+submit: dist
+	PYSPARK_PYTHON=$(CURDIR)/$(PY) PYSPARK_DRIVER_PYTHON=$(CURDIR)/$(PY) $(BIN)/spark-submit \
+	  --master $(MASTER) --jars $$(cat dist/jars.txt) --py-files dist/mobility.zip \
+	  jobs/$(STEP).py --profile cluster $(foreach s,$(SET),--set $(s))
 
 mlflow-ui: setup
 	$(BIN)/mlflow ui --backend-store-uri "$$($(BIN)/mobility settings mlflow.tracking_uri)" --host 127.0.0.1 --port 5000

@@ -1,6 +1,6 @@
 """spark-submit entry point of the `flows` step.
 
-    spark-submit --jars $(cat dist/jars.txt) --py-files dist/mobility.zip jobs/flows.py --profile cluster
+spark-submit --jars $(cat dist/jars.txt) --py-files dist/mobility.zip jobs/flows.py --profile cluster
 """
 
 from mobility.cli import run_job

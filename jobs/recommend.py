@@ -1,6 +1,6 @@
 """spark-submit entry point of the `recommend` step.
 
-    spark-submit --jars $(cat dist/jars.txt) --py-files dist/mobility.zip jobs/recommend.py --profile cluster
+spark-submit --jars $(cat dist/jars.txt) --py-files dist/mobility.zip jobs/recommend.py --profile cluster
 """
 
 from mobility.cli import run_job

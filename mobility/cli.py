@@ -12,8 +12,8 @@ import sys
 from collections.abc import Sequence
 from typing import Annotated
 
-import click
 import typer
+from typer.exceptions import TyperException
 
 from mobility import pipeline
 from mobility.config import Settings, load_settings
@@ -81,7 +81,6 @@ def run_pipeline(ctx: typer.Context) -> None:
     typer.echo(f"pipeline: done (lake {settings.lake.root})")
 
 
-
 @app.command("settings")
 def settings_(
     ctx: typer.Context, key: Annotated[str | None, typer.Argument(help="section.key to print")] = None
@@ -102,10 +101,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.getLogger("py4j").setLevel(logging.WARNING)
     try:
         code = app(args=list(argv) if argv is not None else None, prog_name="mobility", standalone_mode=False)
-    except click.ClickException as exc:
-        exc.show()
+    except TyperException as exc:  # usage errors: click's own message, status 2
+        show = getattr(exc, "show", None)
+        show() if show else typer.echo(f"mobility: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)
     except MobilityError as exc:
         typer.echo(f"mobility: {exc}", err=True)

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any, get_origin
 
 import yaml
-from mobility.errors import MobilityError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+from mobility.errors import MobilityError
 
 ENV_PREFIX = "MOBILITY_"
 PROFILES = ("local", "cluster", "test")

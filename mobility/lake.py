@@ -60,7 +60,9 @@ class Lake:
     def read(self, table: str, version: int | None = None) -> DataFrame:
         """The table, at ``version`` when given (Delta time travel)."""
         if not self.exists(table):
-            raise LakeError(f"table {table} does not exist at {self.path(table)}: run the step that writes it")
+            raise LakeError(
+                f"table {table} does not exist at {self.path(table)}: run the step that writes it"
+            )
         reader = self.spark.read.format("delta")
         if version is not None:
             reader = reader.option("versionAsOf", version)

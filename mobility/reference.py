@@ -53,7 +53,13 @@ class CsvFormat:
 FORMATS: Mapping[str, CsvFormat] = {
     "rome_v3": CsvFormat(("code_rome", "code_ogr", "libelle_rome")),
     "rome_v3_mobility": CsvFormat(
-        ("code_rome", "code_rome_cible", "code_appellation_source", "code_appellation_cible", "code_type_mobilite")
+        (
+            "code_rome",
+            "code_rome_cible",
+            "code_appellation_source",
+            "code_appellation_cible",
+            "code_type_mobilite",
+        )
     ),
     "rome_v3_appellation": CsvFormat(("code_ogr", "libelle_appellation_long", "code_rome")),
     "rome_v3_tree": CsvFormat(
@@ -61,21 +67,45 @@ FORMATS: Mapping[str, CsvFormat] = {
     ),
     "rome_v4": CsvFormat(("code_rome", "code_ogr", "libelle_rome", "code_rome_parent")),
     "rome_v4_mobility": CsvFormat(("code_rome", "code_rome_cible", "numero_ordre")),
-    "rome_v4_appellation": CsvFormat(("code_ogr", "libelle_appellation_long", "code_rome", "code_rome_parent")),
+    "rome_v4_appellation": CsvFormat(
+        ("code_ogr", "libelle_appellation_long", "code_rome", "code_rome_parent")
+    ),
     "regions": CsvFormat(("insee_reg", "region", "lng", "lat", "aire")),
     "departements": CsvFormat(("insee_dep", "insee_reg", "departement", "lng", "lat", "aire")),
     "communes": CsvFormat(
         (
-            "insee_com", "insee_reg", "insee_dep", "commune", "code_postal", "commune_type", "insee_parente",
-            "lat", "lng", "superficie_km2", "population_2021", "pop_15_64_chomage_2021", "pop_15_64_active_2021",
+            "insee_com",
+            "insee_reg",
+            "insee_dep",
+            "commune",
+            "code_postal",
+            "commune_type",
+            "insee_parente",
+            "lat",
+            "lng",
+            "superficie_km2",
+            "population_2021",
+            "pop_15_64_chomage_2021",
+            "pop_15_64_active_2021",
         )
     ),  # fmt: skip
     "tension": CsvFormat(
         (
-            "fap", "Emploi moyen", "Tension", "Catégorie Tension", "Intensité d'embauches", "Lien formation-emploi",
-            "Manque de main-d'œuvre disponible", "Non-durabilité de l'emploi",
-            "Conditions de travail contraignantes", "Inadéquation géographique", "Année", "niveau_geo",
-            "niveau_fap", "reg", "dep",
+            "fap",
+            "Emploi moyen",
+            "Tension",
+            "Catégorie Tension",
+            "Intensité d'embauches",
+            "Lien formation-emploi",
+            "Manque de main-d'œuvre disponible",
+            "Non-durabilité de l'emploi",
+            "Conditions de travail contraignantes",
+            "Inadéquation géographique",
+            "Année",
+            "niveau_geo",
+            "niveau_fap",
+            "reg",
+            "dep",
         )
     ),  # fmt: skip
     # Windows-1252 in fact (0x85 is an ellipsis in its labels), but Spark reads ISO-8859-1 at most; the
@@ -103,13 +133,13 @@ def check_csv(path: Path, fmt: CsvFormat) -> None:
             f"{path}: not {fmt.encoding} text (byte {raw[exc.start]:#04x} at offset {exc.start}); "
             f"save the file as {fmt.encoding}"
         ) from None
-    # csv on the text itself, not str.splitlines(): latin-1 files hold 0x85 (NEL), a line break to Python only.
+    # csv on the text itself, not str.splitlines(): latin-1 files hold 0x85, a line break to Python only.
     rows = csv.reader(io.StringIO(text, newline=""), delimiter=fmt.sep)
     first = next(rows, None)
     if not first or not "".join(first).strip():
         raise ReferenceFileError(f"{path}: empty file, expected a header with {', '.join(fmt.columns)}")
+    header = [name.strip().lstrip("\ufeff") for name in first]
     header_line = text.split("\n", 1)[0]
-    header = _header_names(header_line, fmt.sep)
     missing = [c for c in fmt.columns if c not in header]
     if missing:
         for other in _SEPARATORS:
@@ -446,7 +476,9 @@ def _count_by(df: DataFrame, column: str) -> dict[str, int]:
 def summary(lake: Lake) -> dict[str, int]:
     """The counts a user checks after loading: fiches, tree, links, geography."""
     rome_versions = _count_by(lake.read("ref.rome"), "version")
-    with_parent = lake.read("ref.rome").where((F.col("version") == "v4") & F.col("rome_v3").isNotNull()).count()
+    with_parent = (
+        lake.read("ref.rome").where((F.col("version") == "v4") & F.col("rome_v3").isNotNull()).count()
+    )
     links = _count_by(lake.read("ref.rome_mobility"), "version")
     tree = _count_by(lake.read("ref.rome_tree"), "level")
     return {

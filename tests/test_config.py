@@ -61,7 +61,9 @@ def test_unknown_section_on_the_command_line_is_refused():
 
 
 def test_unknown_environment_key_is_refused_naming_the_variable():
-    with pytest.raises(SettingsError, match="spark.cores: unknown setting .environment variable MOBILITY_SPARK__CORES"):
+    with pytest.raises(
+        SettingsError, match="spark.cores: unknown setting .environment variable MOBILITY_SPARK__CORES"
+    ):
         load_settings("local", environ={"MOBILITY_SPARK__CORES": "4"})
 
 
@@ -75,14 +77,18 @@ def test_wrong_type_in_a_file_is_refused_naming_key_file_and_value(conf_dir: Pat
 
 
 def test_wrong_type_on_the_command_line_is_refused():
-    with pytest.raises(SettingsError, match=r"spark.shuffle_partitions: .*greater than 0.*\[--set spark.shuffle_partitions\]"):
+    with pytest.raises(
+        SettingsError, match=r"spark.shuffle_partitions: .*greater than 0.*\[--set spark.shuffle_partitions\]"
+    ):
         load_settings("local", ["spark.shuffle_partitions=0"], environ={})
     with pytest.raises(SettingsError, match=r"spark.ui_enabled: .*valid boolean"):
         load_settings("local", ["spark.ui_enabled=perhaps"], environ={})
 
 
 def test_missing_key_is_reported_as_missing(conf_dir: Path):
-    (conf_dir / "base.yaml").write_text((CONF / "base.yaml").read_text().replace("  experiment: mobility-recommender\n", ""))
+    (conf_dir / "base.yaml").write_text(
+        (CONF / "base.yaml").read_text().replace("  experiment: mobility-recommender\n", "")
+    )
     with pytest.raises(SettingsError, match=r"mlflow.experiment: missing setting \[.*base.yaml\]"):
         load_settings("local", conf_dir=conf_dir, environ={})
 

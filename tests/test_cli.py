@@ -1,0 +1,49 @@
+"""The command line: one-line errors, non-zero exits, settings, and jobs' argument handling."""
+
+import subprocess
+import sys
+
+import pytest
+
+from mobility import cli
+from tests.conftest import PROJECT_ROOT
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(PROJECT_ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "mobility", *args], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+@pytest.mark.parametrize("step", ["generate", "ingest", "flows", "train", "recommend", "paths", "report"])
+def test_steps_not_built_yet_say_so_and_exit_non_zero(step: str):
+    result = run("--profile", "test", step, "--input", "somewhere")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(f"mobility: {step}: not built yet (issue #")
+
+
+def test_a_bad_setting_fails_at_start_with_one_line_naming_the_key():
+    result = run("--set", "privacy.min_cell=zero", "reference")
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()
+    assert len(last) == 1 and "privacy.min_cell" in last[0] and "--set privacy.min_cell" in last[0]
+
+
+def test_settings_prints_a_resolved_value():
+    result = run("--profile", "test", "--set", "lake.root=/data/lake", "settings", "lake.root")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "/data/lake"
+
+
+def test_unknown_command_is_a_usage_error():
+    assert run("fly").returncode == 2
+
+
+def test_jobs_accept_global_options_anywhere(monkeypatch: pytest.MonkeyPatch):
+    seen = []
+    monkeypatch.setattr(cli, "main", lambda argv: seen.append(argv))
+    cli.run_job("ingest", ["--input", "d", "--profile", "cluster", "--set=lake.root=/x", "--set", "a.b=c"])
+    assert seen == [
+        ["--profile", "cluster", "--set=lake.root=/x", "--set", "a.b=c", "ingest", "--input", "d"]
+    ]

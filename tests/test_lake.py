@@ -1,0 +1,81 @@
+"""Delta writes: overwrite, overwrite of partitions, MERGE on keys, versions and time travel."""
+
+import pytest
+from pyspark.testing import assertDataFrameEqual
+
+from mobility.lake import Lake, LakeError
+
+SCHEMA = "month string, rome string, n long"
+
+
+def test_table_names_map_to_zone_folders(lake: Lake):
+    assert lake.path("gold.flows") == str(lake.root / "gold" / "flows")
+    for bad in ("flows", "platinum.flows", "gold.Flows", "gold.", "gold.a/b"):
+        with pytest.raises(LakeError, match="expected zone.name"):
+            lake.path(bad)
+
+
+def test_reading_a_table_no_step_wrote_says_so(lake: Lake):
+    with pytest.raises(LakeError, match="gold.never does not exist"):
+        lake.read("gold.never")
+
+
+def test_overwrite_replaces_rows_and_versions_allow_time_travel(lake: Lake):
+    spark = lake.spark
+    first = spark.createDataFrame([("2024-01", "A1101", 3)], SCHEMA)
+    second = spark.createDataFrame([("2024-02", "M1805", 7)], SCHEMA)
+    assert lake.overwrite(first, "gold.t_overwrite") == 0
+    assert lake.overwrite(second, "gold.t_overwrite") == 1
+    assert lake.version("gold.t_overwrite") == 1
+    assertDataFrameEqual(lake.read("gold.t_overwrite"), second)
+    assertDataFrameEqual(lake.read("gold.t_overwrite", version=0), first)
+    assert "gold.t_overwrite" in lake.tables("gold")
+
+
+def test_overwrite_accepts_a_new_schema(lake: Lake):
+    spark = lake.spark
+    lake.overwrite(spark.createDataFrame([("a",)], "x string"), "gold.t_schema")
+    lake.overwrite(spark.createDataFrame([(1, 2)], "y int, z int"), "gold.t_schema")
+    assert lake.read("gold.t_schema").columns == ["y", "z"]
+
+
+def test_overwrite_partitions_replaces_only_the_months_given(lake: Lake):
+    spark = lake.spark
+    rows = [("2024-01", "A1101", 1), ("2024-02", "A1101", 2), ("2024-03", "A1101", 3)]
+    lake.overwrite_partitions(spark.createDataFrame(rows, SCHEMA), "gold.t_parts", ["month"])
+    update = spark.createDataFrame([("2024-02", "A1101", 20), ("2024-02", "M1805", 5)], SCHEMA)
+    lake.overwrite_partitions(update, "gold.t_parts", ["month"])
+    expected = [
+        ("2024-01", "A1101", 1),
+        ("2024-02", "A1101", 20),
+        ("2024-02", "M1805", 5),
+        ("2024-03", "A1101", 3),
+    ]
+    assertDataFrameEqual(lake.read("gold.t_parts"), spark.createDataFrame(expected, SCHEMA))
+
+
+def test_merge_inserts_new_keys_and_updates_matched_rows_only_when_newer(lake: Lake):
+    spark = lake.spark
+    schema = "id string, updated int, value string"
+    lake.merge(spark.createDataFrame([("o1", 1, "a"), ("o2", 1, "b")], schema), "silver.t_merge", ["id"])
+    batch = spark.createDataFrame([("o1", 2, "a2"), ("o2", 0, "stale"), ("o3", 1, "c")], schema)
+    version = lake.merge(batch, "silver.t_merge", ["id"], update_when="s.updated > t.updated")
+    assert version == 1
+    expected = [("o1", 2, "a2"), ("o2", 1, "b"), ("o3", 1, "c")]
+    assertDataFrameEqual(lake.read("silver.t_merge"), spark.createDataFrame(expected, schema))
+
+
+def test_merging_the_same_batch_twice_changes_no_row(lake: Lake):
+    spark = lake.spark
+    batch = spark.createDataFrame([("k1", 1), ("k2", 2)], "k string, v int")
+    lake.merge(batch, "silver.t_idem", ["k"])
+    lake.merge(batch, "silver.t_idem", ["k"])
+    assertDataFrameEqual(lake.read("silver.t_idem"), batch)
+
+
+def test_writes_without_keys_or_partitions_are_refused(lake: Lake):
+    df = lake.spark.createDataFrame([(1,)], "x int")
+    with pytest.raises(LakeError, match="needs key columns"):
+        lake.merge(df, "silver.t_nokeys", [])
+    with pytest.raises(LakeError, match="needs partition columns"):
+        lake.overwrite_partitions(df, "silver.t_noparts", [])
