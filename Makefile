@@ -43,12 +43,12 @@ format: $(VENV)/.installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# What a cluster needs: the wheel (for --py-files or pip on the nodes), a zip of conf/, and the jar list.
+# What a cluster needs: the wheel (for --py-files or pip on the nodes) and the jar list. The jobs read
+# their settings from conf/ beside jobs/ on the machine that submits.
 dist: setup
-	rm -rf dist && mkdir -p dist
+	rm -rf dist build && mkdir -p dist
 	$(PY) -m build --wheel --no-isolation --outdir dist . >/dev/null
 	cd dist && cp mobility-*.whl mobility.zip
-	$(PY) -m zipfile -c dist/conf.zip conf
 	ls $(CURDIR)/$(JARS)/*.jar | paste -sd, > dist/jars.txt
 	@echo "dist/: $$(ls dist | paste -sd' ')"
 

@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -33,8 +34,11 @@ def _options(
         list[str] | None,
         typer.Option("--set", help="Override one setting: --set section.key=value (repeatable)."),
     ] = None,
+    conf_dir: Annotated[
+        Path | None, typer.Option(help="Folder of the settings files (default: the project's conf/).")
+    ] = None,
 ) -> None:
-    ctx.obj = load_settings(profile, set_ or ())
+    ctx.obj = load_settings(profile, set_ or (), conf_dir=conf_dir)
 
 
 def _print_counts(title: str, counts: dict[str, int]) -> None:
@@ -122,15 +126,20 @@ def main(argv: Sequence[str] | None = None) -> None:
 def run_job(name: str, argv: Sequence[str] | None = None) -> None:
     """spark-submit entry: ``jobs/<name>.py [--profile P] [--set k=v ...] [step options]``.
 
-    The global options come first on the command line of ``mobility``; a job takes them anywhere.
+    The global options come first on the command line of ``mobility``; a job takes them anywhere. The
+    settings are read from the ``conf/`` beside ``jobs/``: under spark-submit the package is imported from
+    the ``--py-files`` zip, which holds no settings, and the working directory can be anywhere.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     global_args, step_args = [], []
+    conf_dir = Path(sys.argv[0]).resolve().parents[1] / "conf"
+    if "--conf-dir" not in argv and not any(a.startswith("--conf-dir=") for a in argv) and conf_dir.is_dir():
+        global_args += ["--conf-dir", str(conf_dir)]
     while argv:
         arg = argv.pop(0)
-        if arg in ("--profile", "--set") and argv:
+        if arg in ("--profile", "--set", "--conf-dir") and argv:
             global_args += [arg, argv.pop(0)]
-        elif arg.startswith(("--profile=", "--set=")):
+        elif arg.startswith(("--profile=", "--set=", "--conf-dir=")):
             global_args.append(arg)
         else:
             step_args.append(arg)

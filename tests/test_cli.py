@@ -40,10 +40,24 @@ def test_unknown_command_is_a_usage_error():
     assert run("fly").returncode == 2
 
 
-def test_jobs_accept_global_options_anywhere(monkeypatch: pytest.MonkeyPatch):
+def test_jobs_take_global_options_anywhere_and_read_the_conf_beside_jobs(monkeypatch: pytest.MonkeyPatch):
     seen = []
     monkeypatch.setattr(cli, "main", lambda argv: seen.append(argv))
+    monkeypatch.setattr(sys, "argv", [str(PROJECT_ROOT / "jobs" / "ingest.py")])
     cli.run_job("ingest", ["--input", "d", "--profile", "cluster", "--set=lake.root=/x", "--set", "a.b=c"])
-    assert seen == [
-        ["--profile", "cluster", "--set=lake.root=/x", "--set", "a.b=c", "ingest", "--input", "d"]
-    ]
+    conf = ["--conf-dir", str(PROJECT_ROOT / "conf")]
+    globals_ = ["--profile", "cluster", "--set=lake.root=/x", "--set", "a.b=c"]
+    assert seen == [[*conf, *globals_, "ingest", "--input", "d"]]
+    cli.run_job("flows", ["--conf-dir", "/etc/mobility"])
+    assert seen[-1] == ["--conf-dir", "/etc/mobility", "flows"]
+
+
+def test_conf_dir_option_reads_settings_from_another_folder(tmp_path):
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    for path in (PROJECT_ROOT / "conf").glob("*.yaml"):
+        (conf / path.name).write_text(path.read_text())
+    (conf / "local.yaml").write_text("privacy:\n  min_cell: 11\n")
+    result = run("--conf-dir", str(conf), "settings", "privacy.min_cell")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "11"
