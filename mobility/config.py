@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any, get_origin
 
@@ -63,6 +64,9 @@ class ReferenceSettings(_Section):
     files: ReferenceFiles
     rome_v3_release: str
     rome_v4_release: str
+    # The first day records carry ROME 4.0 codes; a code both referentials know is read in the version in
+    # force on the record's date.
+    rome_v4_from: date
 
     _dir = field_validator("dir")(_resolve_path)
 
@@ -99,6 +103,24 @@ class PrivacySettings(_Section):
     min_cell: int = Field(ge=1)
 
 
+class SynthSettings(_Section):
+    """The generator's defaults (``mobility generate``)."""
+
+    seekers: int = Field(gt=0)
+    months: int = Field(gt=0)
+    start: str = Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+    seed: int
+    out: Path
+    dirty_rate: float = Field(ge=0, le=1)
+    chunk_seekers: int = Field(gt=0)
+
+    _out = field_validator("out")(_resolve_path)
+
+
+class QualitySettings(_Section):
+    max_reject_rate: float = Field(ge=0, le=1)
+
+
 class Settings(_Section):
     profile: str
     project_root: Path
@@ -107,6 +129,8 @@ class Settings(_Section):
     spark: SparkSettings
     mlflow: MlflowSettings
     privacy: PrivacySettings
+    synth: SynthSettings
+    quality: QualitySettings
 
     def get(self, dotted: str) -> Any:
         """Value of ``section.key`` (for the CLI's ``settings`` command and the Makefile)."""

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
+from mobility import reference
 from mobility.config import Settings, load_settings
 from mobility.lake import Lake
 from mobility.spark import get_spark
@@ -33,3 +34,19 @@ def spark(settings: Settings) -> SparkSession:
 def lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Lake:
     """An empty lake of the module's own."""
     return Lake(spark, tmp_path_factory.mktemp("lake"))
+
+
+@pytest.fixture(scope="session")
+def ref_lake(spark: SparkSession, settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Lake:
+    """A lake holding the ref.* tables loaded once from the real reference files."""
+    lake = Lake(spark, tmp_path_factory.mktemp("ref-lake"))
+    reference.load(spark, lake, settings.reference)
+    return lake
+
+
+@pytest.fixture(scope="module")
+def lake_with_ref(ref_lake: Lake, tmp_path_factory: pytest.TempPathFactory) -> Lake:
+    """An empty lake of the module's own whose ref zone is the session's (linked, read-only by use)."""
+    root = tmp_path_factory.mktemp("lake")
+    (root / "ref").symlink_to(Path(ref_lake.root) / "ref", target_is_directory=True)
+    return Lake(ref_lake.spark, root)

@@ -13,9 +13,8 @@ from mobility.reference import CsvFormat, ReferenceFileError, check_csv
 
 
 @pytest.fixture(scope="module")
-def ref(lake: Lake, settings: Settings) -> Lake:
-    reference.load(lake.spark, lake, settings.reference)
-    return lake
+def ref(ref_lake: Lake) -> Lake:
+    return ref_lake
 
 
 def one(df, column):
