@@ -16,11 +16,22 @@ from pathlib import Path
 from typing import Any, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from mobility.errors import MobilityError
 
 ENV_PREFIX = "MOBILITY_"
+# Environment variables named without the SECTION__KEY form, kept for their documented names.
+ENV_ALIASES = {"MOBILITY_PSEUDO_KEY": "privacy.pseudo_key"}
 PROFILES = ("local", "cluster", "test")
 
 
@@ -101,6 +112,24 @@ class MlflowSettings(_Section):
 
 class PrivacySettings(_Section):
     min_cell: int = Field(ge=1)
+    # The pseudonym key (HMAC-SHA256 of IDX), from MOBILITY_PSEUDO_KEY; never printed (SecretStr).
+    pseudo_key: SecretStr | None = None
+    # A documented, non-secret key for generated data, set by the local and test profiles only.
+    dev_key: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _a_key_is_required(self) -> PrivacySettings:
+        if self.pseudo_key is None and self.dev_key is None:
+            raise ValueError(
+                "no pseudonym key: set MOBILITY_PSEUDO_KEY (this profile has no development key)"
+            )
+        return self
+
+    def key(self) -> tuple[bytes, bool]:
+        """The key to pseudonymise with, and whether it is the development key."""
+        chosen = self.pseudo_key or self.dev_key
+        assert chosen is not None  # the validator guarantees one
+        return chosen.get_secret_value().encode("utf-8"), self.pseudo_key is None
 
 
 class SynthSettings(_Section):
@@ -218,7 +247,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 def _env_layers(environ: Mapping[str, str]) -> list[tuple[str, dict[str, Any]]]:
     layers = []
     for name, value in sorted(environ.items()):
-        if name.startswith(ENV_PREFIX) and "__" in name:
+        if name in ENV_ALIASES:
+            layers.append((f"environment variable {name}", _nest(ENV_ALIASES[name], value)))
+        elif name.startswith(ENV_PREFIX) and "__" in name:
             dotted = name[len(ENV_PREFIX) :].lower().replace("__", ".")
             layers.append((f"environment variable {name}", _nest(dotted, value)))
     return layers
@@ -246,6 +277,8 @@ def _describe(error: ValidationError, origins: Mapping[str, str]) -> str:
             reason = "unknown setting"
         elif item["type"] == "missing":
             reason = "missing setting"
+        elif "key" in dotted or item["type"] == "value_error":
+            reason = item["msg"].removeprefix("Value error, ")  # never echo a key's value
         else:
             reason = f"{item['msg']} (got {item.get('input')!r})"
         lines.append(f"{dotted}: {reason} [{source}]")

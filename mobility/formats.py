@@ -30,8 +30,18 @@ DE = CsvLayout(
     kind="de",
     pattern="de*.csv",
     columns=(
-        "IDX", "DATINS", "DATANN", "MOTINS", "MOTANN", "CATREGR", "DEPCOM", "ROME", "ROMEAPL", "SEXE",
-        "NIVFOR", "ANNAIS",
+        "IDX",
+        "DATINS",
+        "DATANN",
+        "MOTINS",
+        "MOTANN",
+        "CATREGR",
+        "DEPCOM",
+        "ROME",
+        "ROMEAPL",
+        "SEXE",
+        "NIVFOR",
+        "ANNAIS",
     ),  # fmt: skip
     mandatory=("IDX", "DATINS", "CATREGR", "DEPCOM", "ROME"),
 )

@@ -117,3 +117,17 @@ def test_settings_get_reads_a_dotted_key():
     assert settings.get("privacy.min_cell") == 5
     with pytest.raises(SettingsError, match="unknown setting 'privacy.nope'"):
         settings.get("privacy.nope")
+
+
+def test_cluster_profile_refuses_to_start_without_a_pseudonym_key():
+    with pytest.raises(SettingsError, match="privacy: no pseudonym key: set MOBILITY_PSEUDO_KEY"):
+        load_settings("cluster", environ={})
+
+
+def test_the_pseudonym_key_comes_from_its_variable_and_is_never_printed():
+    settings = load_settings("cluster", environ={"MOBILITY_PSEUDO_KEY": "s3cret-value"})
+    assert settings.privacy.key() == (b"s3cret-value", False)
+    assert "s3cret-value" not in repr(settings) + settings.model_dump_json()
+    local = load_settings("local", environ={})
+    key, is_dev = local.privacy.key()
+    assert is_dev and key.startswith(b"mobility-local-development-key")

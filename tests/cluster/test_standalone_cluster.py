@@ -69,10 +69,11 @@ def _outputs(stdout: Path, stderr: Path) -> str:
 
 
 def _child_env() -> dict[str, str]:
-    """The caller's environment without MOBILITY_* (the command line alone sets the job's settings),
-    with this interpreter on both sides and every Spark process bound to the loopback address."""
+    """The caller's environment without MOBILITY_* (the command line alone sets the job's settings, but for
+    the pseudonym key), with this interpreter on both sides and every Spark process on the loopback."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
     env.update(PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable, SPARK_LOCAL_IP=HOST)
+    env["MOBILITY_PSEUDO_KEY"] = "cluster-test-key"  # the cluster profile refuses to start without one
     return env
 
 
