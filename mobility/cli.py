@@ -60,6 +60,37 @@ def reference(ctx: typer.Context) -> None:
     _run(ctx, "reference")
 
 
+@app.command()
+def generate(
+    ctx: typer.Context,
+    seekers: Annotated[int | None, typer.Option(help="Job seekers (default synth.seekers).")] = None,
+    months: Annotated[int | None, typer.Option(help="Months of history (default synth.months).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed: same seed, same bytes.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default synth.out).")] = None,
+    dirty_rate: Annotated[
+        float | None, typer.Option(help="Share of records given a defect, listed in defects.csv.")
+    ] = None,
+) -> None:
+    """Write a synthetic France in the real input formats, with its ground truth."""
+    settings: Settings = ctx.obj
+    counts = pipeline.run_generate(
+        settings, seekers=seekers, months=months, seed=seed, out=out, dirty_rate=dirty_rate
+    )
+    _print_counts(f"generate: done ({out or settings.synth.out})", counts)
+
+
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    input_dir: Annotated[
+        Path | None, typer.Option("--input", help="Folder of input files (default synth.out).")
+    ] = None,
+) -> None:
+    """Read de, rome, hires and offers files into bronze and silver; rejects go to silver.quarantine."""
+    settings: Settings = ctx.obj
+    _print_counts("ingest: done", pipeline.run_ingest(settings, input_dir))
+
+
 def _not_built(name: str) -> None:
     def command(ctx: typer.Context) -> None:
         _run(ctx, name)

@@ -100,24 +100,26 @@ class Lake:
         keys: Sequence[str],
         update_when: str | None = None,
         partition_by: Sequence[str] = (),
+        insert_only: bool = False,
     ) -> int:
         """Upsert ``df`` on natural ``keys``: new keys are inserted, matched rows updated when
-        ``update_when`` (a SQL condition over ``t.`` target and ``s.`` source) holds, or always if None.
-        Creates the table on first write."""
+        ``update_when`` (a SQL condition over ``t.`` target and ``s.`` source) holds, or always if None,
+        or never with ``insert_only``. Creates the table on first write."""
         if not keys:
             raise LakeError(f"merge into {table} needs key columns")
         if not self.exists(table):
             return self.overwrite(df, table, partition_by)
         condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
-        (
-            DeltaTable.forPath(self.spark, self.path(table))
-            .alias("t")
-            .merge(df.alias("s"), condition)
-            .whenMatchedUpdateAll(condition=update_when)
-            .whenNotMatchedInsertAll()
-            .execute()
-        )
+        merge = DeltaTable.forPath(self.spark, self.path(table)).alias("t").merge(df.alias("s"), condition)
+        if not insert_only:
+            merge = merge.whenMatchedUpdateAll(condition=update_when)
+        merge.whenNotMatchedInsertAll().execute()
         return self._logged(table, "merge")
+
+    def append(self, df: DataFrame, table: str) -> int:
+        """Add rows (run logs, whose history is the point)."""
+        df.write.format("delta").mode("append").option("mergeSchema", "true").save(self.path(table))
+        return self._logged(table, "append")
 
     def _logged(self, table: str, operation: str) -> int:
         version = self.version(table)

@@ -11,10 +11,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from mobility import reference
 from mobility.config import Settings
 from mobility.errors import MobilityError
+from mobility.ingest import IngestReport, enforce_reject_rate, ingest
 from mobility.lake import Lake
 from mobility.spark import get_spark
 
@@ -29,7 +31,7 @@ class NotBuiltError(MobilityError):
 class Step:
     name: str
     summary: str
-    run: Callable[[Settings], dict[str, int]] | None
+    run: Callable[..., dict[str, int]] | None
     issue: int | None = None
 
 
@@ -55,10 +57,47 @@ def run_reference(settings: Settings) -> dict[str, int]:
         return reference.summary(lake)
 
 
+def run_generate(settings: Settings, **options: object) -> dict[str, int]:
+    """Write a synthetic dataset in the real input formats (defaults from ``synth.*``)."""
+    from mobility import synth  # numpy-heavy; only the generate step needs it
+
+    args = {k: getattr(settings.synth, k) for k in ("seekers", "months", "start", "seed", "out", "dirty_rate",
+                                                     "chunk_seekers")}  # fmt: skip
+    args.update({k: v for k, v in options.items() if v is not None})
+    with timed("generate"):
+        lake = open_lake(settings)
+        return synth.generate(lake.spark, lake, settings, **args)
+
+
+def ingest_report_counts(report: IngestReport) -> dict[str, int]:
+    """Per file and table: read = valid + quarantined, then the batch totals."""
+    counts = {}
+    for c in report.counts:
+        counts[f"{c['table']:<14} {c['source_file']} read"] = c["read"]
+        counts[f"{c['table']:<14} {c['source_file']} valid"] = c["valid"]
+        counts[f"{c['table']:<14} {c['source_file']} quarantined"] = c["quarantined"]
+    counts["records read"] = report.read
+    counts["records quarantined"] = report.quarantined
+    return counts
+
+
+def run_ingest(settings: Settings, input_dir: Path | None = None) -> dict[str, int]:
+    """Ingest a folder of input files (default: the generator's ``synth.out``) as one batch."""
+    input_dir = input_dir or settings.synth.out
+    with timed("ingest"):
+        lake = open_lake(settings)
+        report = ingest(lake, settings, input_dir)
+        log.info("ingest: batch %s, %d records read, %d quarantined (%.2f%%) in %.1f s", report.batch_id,
+                 report.read, report.quarantined, 100 * report.reject_rate, report.seconds)  # fmt: skip
+        counts = ingest_report_counts(report)
+        enforce_reject_rate(report, settings.quality.max_reject_rate)
+        return counts
+
+
 STEPS: tuple[Step, ...] = (
     Step("reference", "load the ROME, geography and DARES reference tables", run_reference),
-    Step("generate", "write a synthetic dataset in the real input formats", None, issue=3),
-    Step("ingest", "read input files into bronze and silver, with quarantine", None, issue=3),
+    Step("generate", "write a synthetic dataset in the real input formats", run_generate),
+    Step("ingest", "read input files into bronze and silver, with quarantine", run_ingest),
     Step("flows", "build transitions, market and flows", None, issue=4),
     Step("train", "train and register the recommender models", None, issue=5),
     Step("recommend", "score active job seekers with the champion model", None, issue=5),

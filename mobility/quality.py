@@ -1,0 +1,98 @@
+"""Validation as data: ordered checks, the first failure of a record is its quarantine reason.
+
+Checks are native Spark expressions evaluated in one pass; a record that fails is never dropped, it is
+marked (``_reason``, ``_message``) and ends in ``silver.quarantine`` with its raw text, file and line, so
+that for every file the records read equal the valid plus the quarantined ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from mobility.formats import REASONS
+
+QUARANTINE_KEYS = ("table", "source_file", "line", "raw_hash")
+
+
+@dataclass(frozen=True)
+class Check:
+    """A rule: when ``failed`` holds, the record is rejected for ``reason`` with ``message``."""
+
+    reason: str
+    failed: Column
+    message: Column
+
+    def __post_init__(self) -> None:
+        if self.reason not in REASONS:
+            raise ValueError(f"unknown quarantine reason {self.reason!r}")
+
+
+def classify(df: DataFrame, checks: Sequence[Check]) -> DataFrame:
+    """Set ``_reason``/``_message`` to the first failing check, keeping a reason an earlier stage set."""
+    reason = F.lit(None).cast("string")
+    message = F.lit(None).cast("string")
+    for check in reversed(checks):
+        failed = F.coalesce(check.failed, F.lit(False))
+        reason = F.when(failed, F.lit(check.reason)).otherwise(reason)
+        message = F.when(failed, check.message).otherwise(message)
+    if "_reason" in df.columns:
+        keep = F.col("_reason").isNotNull()
+        return df.withColumns(
+            {
+                "_reason": F.when(keep, F.col("_reason")).otherwise(reason),
+                "_message": F.when(keep, F.col("_message")).otherwise(message),
+            }
+        )
+    return df.withColumns({"_reason": reason, "_message": message})
+
+
+def mark_duplicates(df: DataFrame, keys: Sequence[str], order: Sequence[Column], what: str) -> DataFrame:
+    """Among records still valid, keep the first of each natural key (by ``order``); the others are
+    ``duplicate``."""
+    valid = F.col("_reason").isNull()
+    window = Window.partitionBy(valid, *keys).orderBy(*order)
+    duplicate = valid & (F.row_number().over(window) > 1)
+    message = F.format_string(f"another record has the same {what} in this batch")
+    return df.withColumns(
+        {
+            "_reason": F.when(duplicate, F.lit("duplicate")).otherwise(F.col("_reason")),
+            "_message": F.when(duplicate, message).otherwise(F.col("_message")),
+        }
+    )
+
+
+def is_valid() -> Column:
+    return F.col("_reason").isNull()
+
+
+def quarantine_rows(df: DataFrame, table: str, batch_id: str, ingested_at: Column) -> DataFrame:
+    """The rejected records of ``df`` in the layout of ``silver.quarantine``."""
+    return df.where(~is_valid()).select(
+        F.lit(table).alias("table"),
+        F.col("_reason").alias("reason"),
+        F.col("_message").alias("message"),
+        F.col("raw"),
+        F.sha2(F.coalesce(F.col("raw"), F.lit("")), 256).alias("raw_hash"),
+        F.col("source_file"),
+        F.col("line"),
+        F.lit(batch_id).alias("batch_id"),
+        ingested_at.alias("ingested_at"),
+    )
+
+
+def is_empty(column: str) -> Column:
+    return F.col(column).isNull() | (F.trim(F.col(column)) == "")
+
+
+def missing_fields(columns: Sequence[str]) -> Check:
+    """The first mandatory column that is empty."""
+    failed = F.lit(False)
+    message = F.lit(None).cast("string")
+    for name in reversed(columns):
+        failed = failed | is_empty(name)
+        message = F.when(is_empty(name), F.lit(f"{name} is empty")).otherwise(message)
+    return Check("missing_field", failed, message)

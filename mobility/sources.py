@@ -1,0 +1,281 @@
+"""Readers of the input files: every record as read, with its file and line, nothing dropped.
+
+A record's raw text is kept from the start, so that whatever later rejects it can quarantine it exactly
+as it came. CSV files are read as lines (Spark's text source) rather than with the CSV reader, which would
+silently skip blank lines, pad short rows and lose the line number; the fields are then split with the
+native ``from_csv``. Line numbers come from the order of rows inside each file split
+(``monotonically_increasing_id`` is consecutive within a partition) and the sizes of earlier splits, so
+no file is ever read by one task or collected.
+
+The job seeker's IDX is replaced by its pseudonym right here, in the split fields and in the raw line,
+so that no table, not even bronze or the quarantine, ever holds it.
+
+The encoding of each file is found by validating it as UTF-8 in the driver, streaming (memory does not
+grow with the file); a file that is not UTF-8 is taken as latin-1 and transcoded to UTF-8 in a staging
+folder first, because Spark's text source only reads UTF-8.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatch
+from pathlib import Path
+
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from mobility import formats
+from mobility.errors import MobilityError
+from mobility.privacy import pseudonym
+
+log = logging.getLogger(__name__)
+
+UTF8 = "UTF-8"
+LATIN1 = "ISO-8859-1"
+_CHUNK = 1 << 20
+
+
+class InputError(MobilityError):
+    """The input folder or one of its files cannot be ingested at all."""
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One input file: where it is, what kind of records it holds, how to decode it."""
+
+    path: Path
+    name: str
+    kind: str
+    encoding: str
+    header: tuple[str, ...] = ()
+
+    @property
+    def is_csv(self) -> bool:
+        return self.kind in formats.CSV_LAYOUTS
+
+
+def kind_of(name: str) -> str | None:
+    """The input kind of a file name (``de``, ``rome``, ``hires``, ``offers``, ``offers_lines``)."""
+    for layout in formats.CSV_LAYOUTS.values():
+        if fnmatch(name, layout.pattern):
+            return layout.kind
+    if fnmatch(name, "offers*.jsonl"):
+        return "offers_lines"
+    if fnmatch(name, "offers*.json"):
+        return "offers"
+    return None
+
+
+def detect_encoding(path: Path) -> str:
+    """UTF-8 if the whole file decodes as UTF-8, else latin-1 (which decodes any byte)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with path.open("rb") as stream:
+        try:
+            while chunk := stream.read(_CHUNK):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return LATIN1
+    return UTF8
+
+
+def read_header(path: Path, encoding: str) -> tuple[str, ...]:
+    """The column names of a CSV file's first line (trimmed, without a byte-order mark)."""
+    with path.open("r", encoding=encoding, newline="") as stream:
+        first = stream.readline()
+    row = next(csv.reader([first.rstrip("\r\n")], delimiter=formats.CSV_SEPARATOR), [])
+    return tuple(name.strip().lstrip("\ufeff") for name in row)
+
+
+def discover(input_dir: Path) -> tuple[list[SourceFile], list[str]]:
+    """The files of known kinds in ``input_dir`` (sorted by name) and the names of those ignored.
+
+    A name that leads outside the folder (a link to elsewhere) is refused with its name: a batch is what
+    its folder holds.
+    """
+    root = input_dir.resolve()
+    if not root.is_dir():
+        raise InputError(f"{input_dir}: no such input folder")
+    found, ignored = [], []
+    for path in sorted(input_dir.iterdir(), key=lambda p: p.name):
+        if path.is_dir():
+            ignored.append(path.name)
+            continue
+        kind = kind_of(path.name)
+        if kind is None:
+            ignored.append(path.name)
+            continue
+        if not path.resolve().is_relative_to(root):
+            raise InputError(f"{path.name}: points outside the input folder ({path.resolve()}); refused")
+        encoding = detect_encoding(path)
+        header = read_header(path, encoding) if kind in formats.CSV_LAYOUTS else ()
+        found.append(SourceFile(path, path.name, kind, encoding, header))
+    return found, ignored
+
+
+def _staged(files: Sequence[SourceFile], staging: Path) -> list[tuple[SourceFile, Path]]:
+    """Each file with the UTF-8 path Spark reads: itself, or a transcoded copy of a latin-1 file under
+    the same name (rows are traced to their file by name)."""
+    staged = []
+    for source in files:
+        if source.encoding == UTF8:
+            staged.append((source, source.path))
+            continue
+        staging.mkdir(parents=True, exist_ok=True)
+        target = staging / source.name
+        with (
+            source.path.open("r", encoding=source.encoding, newline="") as src,
+            target.open("w", encoding="utf-8", newline="") as dst,
+        ):
+            while chunk := src.read(_CHUNK):
+                dst.write(chunk)
+        staged.append((source, target))
+    return staged
+
+
+def number_lines(df: DataFrame) -> DataFrame:
+    """Add ``line`` (1-based, per file) to rows of ``source_file`` read in file order, split by ``_block``."""
+    df = df.withColumn("_mid", F.monotonically_increasing_id())
+    blocks = df.groupBy("source_file", "_block").agg(
+        F.min("_mid").alias("_first"), F.count("*").alias("_rows")
+    )
+    earlier = Window.partitionBy("source_file").orderBy("_block").rowsBetween(Window.unboundedPreceding, -1)
+    blocks = blocks.withColumn("_before", F.coalesce(F.sum("_rows").over(earlier), F.lit(0)))
+    return (
+        df.join(F.broadcast(blocks), ["source_file", "_block"])
+        .withColumn("line", F.col("_before") + F.col("_mid") - F.col("_first") + 1)
+        .drop("_mid", "_first", "_rows", "_before", "_block")
+    )
+
+
+def read_lines(spark: SparkSession, files: Sequence[SourceFile], staging: Path) -> DataFrame:
+    """Every line of ``files``: ``source_file``, ``line`` (1-based), ``raw``; blank lines dropped."""
+    staged = _staged(files, staging)
+    lines = spark.read.text([str(path) for _, path in staged]).select(
+        F.col("_metadata.file_name").alias("source_file"),
+        F.col("_metadata.file_block_start").alias("_block"),
+        F.col("value").alias("raw"),
+    )
+    numbered = number_lines(lines)
+    return numbered.where(F.trim("raw") != "").select("source_file", "line", "raw")
+
+
+def _fields_count(raw: Column) -> Column:
+    """Number of fields of a CSV line: separators outside quoted sections, plus one."""
+    unquoted = F.regexp_replace(raw, '"[^"]*"', "")
+    return F.size(F.split(unquoted, F.lit(formats.CSV_SEPARATOR)))
+
+
+def _protect_id(raw: Column, position: int, key: bytes) -> Column:
+    """``raw`` with its field at ``position`` (IDX) replaced by the pseudonym, even in a ragged line."""
+    parts = F.split(raw, F.lit(formats.CSV_SEPARATOR), -1)
+    swapped = F.transform(
+        parts,
+        lambda value, i: F.when(
+            (i == position) & (F.trim(value) != ""), pseudonym(F.trim(value), key)
+        ).otherwise(value),
+    )
+    return F.array_join(swapped, formats.CSV_SEPARATOR)
+
+
+def csv_records(spark: SparkSession, files: Sequence[SourceFile], staging: Path, key: bytes) -> DataFrame:
+    """The records of CSV files of one kind, header lines excluded, IDX already pseudonymised.
+
+    Columns: ``source_file``, ``line``, ``raw`` (the line as read, but for IDX replaced by its pseudonym),
+    ``fields`` (column name -> value, every header column including extras; ``IDX`` holds the
+    pseudonym), ``n_fields`` and ``n_columns`` (to spot ragged lines), and ``missing_columns`` (mandatory
+    columns the file's header lacks, null when none).
+    """
+    if not files:
+        raise InputError("csv_records needs at least one file")
+    layout = formats.CSV_LAYOUTS[files[0].kind]
+    lines = read_lines(spark, files, staging).where(F.col("line") > 1)
+    fields = F.lit(None).cast("map<string,string>")
+    protected = F.col("raw")
+    n_columns = F.lit(None).cast("int")
+    missing = F.lit(None).cast("string")
+    for header in sorted({f.header for f in files}):
+        names = [f.name for f in files if f.header == header]
+        in_group = F.col("source_file").isin(names)
+        ddl = ", ".join(f"`c{i}` string" for i in range(len(header)))
+        parsed = F.from_csv(F.col("raw"), ddl, {"sep": formats.CSV_SEPARATOR, "mode": "PERMISSIVE"})
+        values = [parsed[f"c{i}"] for i in range(len(header))]
+        if "IDX" in header:
+            at = header.index("IDX")
+            values[at] = pseudonym(F.trim(values[at]), key)
+            protected = F.when(in_group, _protect_id(F.col("raw"), at, key)).otherwise(protected)
+        as_map = F.map_from_arrays(F.array(*(F.lit(h) for h in header)), F.array(*values))
+        fields = F.when(in_group, as_map).otherwise(fields)
+        n_columns = F.when(in_group, F.lit(len(header))).otherwise(n_columns)
+        absent = [c for c in layout.mandatory if c not in header]
+        if absent:
+            missing = F.when(in_group, F.lit(", ".join(absent))).otherwise(missing)
+    return lines.select(
+        "source_file",
+        "line",
+        protected.alias("raw"),
+        fields.alias("fields"),
+        _fields_count(F.col("raw")).alias("n_fields"),
+        n_columns.alias("n_columns"),
+        missing.alias("missing_columns"),
+    )
+
+
+def offer_records(spark: SparkSession, files: Sequence[SourceFile], staging: Path) -> DataFrame:
+    """The offers of API responses (``offers*.json``) and JSON Lines files (``offers*.jsonl``).
+
+    Columns: ``source_file``, ``line`` (position in ``resultats``, or line of a .jsonl file; 0 for a page
+    that does not parse, which is one record), ``raw`` (the offer's JSON text, or the unparsable page), and
+    ``page_error`` (why a page could not be read, else null).
+    """
+    pages = [f for f in files if f.kind == "offers"]
+    lines = [f for f in files if f.kind == "offers_lines"]
+    parts = []
+    if pages:
+        staged = _staged(pages, staging)
+        read = (
+            spark.read.schema("resultats array<string>, _corrupt_record string")
+            .option("multiLine", True)
+            .option("mode", "PERMISSIVE")
+            .option("columnNameOfCorruptRecord", "_corrupt_record")
+            .json([str(path) for _, path in staged])
+            .select(F.col("_metadata.file_name").alias("source_file"), "resultats", "_corrupt_record")
+        )
+        ok = read.where(F.col("_corrupt_record").isNull() & F.col("resultats").isNotNull()).select(
+            "source_file",
+            F.posexplode("resultats").alias("pos", "raw"),
+        )
+        parts.append(
+            ok.select(
+                "source_file",
+                (F.col("pos") + 1).cast("long").alias("line"),
+                "raw",
+                F.lit(None).cast("string").alias("page_error"),
+            )
+        )
+        bad = read.where(F.col("_corrupt_record").isNotNull() | F.col("resultats").isNull())
+        parts.append(
+            bad.select(
+                "source_file",
+                F.lit(0).cast("long").alias("line"),
+                F.coalesce("_corrupt_record", F.lit("")).alias("raw"),
+                F.when(
+                    F.col("_corrupt_record").isNotNull(),
+                    "the file is not valid JSON (truncated or malformed)",
+                )
+                .otherwise('the file has no "resultats" list of offers')
+                .alias("page_error"),
+            )
+        )
+    if lines:
+        parts.append(read_lines(spark, lines, staging).withColumn("page_error", F.lit(None).cast("string")))
+    if not parts:
+        raise InputError("offer_records needs at least one file")
+    result = parts[0]
+    for part in parts[1:]:
+        result = result.unionByName(part)
+    return result
