@@ -535,6 +535,33 @@ def _seekers(spells: DataFrame) -> DataFrame:
     return df.withColumn("_row_hash", _row_hash(SEEKER_COLUMNS))
 
 
+def _input_kind(source: SourceFile) -> str:
+    return "offers" if source.kind.startswith("offers") else source.kind
+
+
+def _quarantine_empty(
+    lake: Lake, empty: Sequence[SourceFile], batch_id: str, at: Column, report: IngestReport
+) -> None:
+    """An empty file is one record that cannot be read: it is quarantined, so the batch says it came."""
+    table_of = {kind: table for table, (kind, _) in TABLES.items()}
+    rows = [(table_of[_input_kind(f)], f.name) for f in empty]
+    df = lake.spark.createDataFrame(rows, "table string, source_file string").select(
+        "table",
+        F.lit("malformed").alias("reason"),
+        F.lit("the file is empty").alias("message"),
+        F.lit("").alias("raw"),
+        F.sha2(F.lit(""), 256).alias("raw_hash"),
+        "source_file",
+        F.lit(0).cast("long").alias("line"),
+        F.lit(batch_id).alias("batch_id"),
+        at.alias("ingested_at"),
+    )
+    lake.merge(df, "silver.quarantine", QUARANTINE_KEYS, insert_only=True)
+    report.counts += [
+        {"table": table, "source_file": name, "read": 1, "valid": 0, "quarantined": 1} for table, name in rows
+    ]
+
+
 def new_batch_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
@@ -558,8 +585,13 @@ def ingest(lake: Lake, settings: Settings, input_dir: Path, batch_id: str | None
     at = F.lit(datetime.now(UTC)).cast("timestamp")
     spark = lake.spark
     by_kind: dict[str, list[SourceFile]] = {}
+    empty: list[SourceFile] = []
     for source in files:
-        by_kind.setdefault("offers" if source.kind.startswith("offers") else source.kind, []).append(source)
+        if source.path.stat().st_size == 0:
+            empty.append(source)
+            log.warning("ingest: %s is empty: quarantined as one malformed record", source.name)
+            continue
+        by_kind.setdefault(_input_kind(source), []).append(source)
         log.info("ingest: reading %s (%s, %s)", source.name, source.kind, source.encoding)
 
     conformed: dict[str, DataFrame] = {}
@@ -633,6 +665,8 @@ def ingest(lake: Lake, settings: Settings, input_dir: Path, batch_id: str | None
         )
     for df in conformed.values():
         df.unpersist()
+    if empty:
+        _quarantine_empty(lake, empty, batch_id, at, report)
 
     report.seconds = time.monotonic() - start
     log_rows = [

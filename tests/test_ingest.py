@@ -94,6 +94,7 @@ def write_batch(folder: Path) -> Path:
         '{"resultats": [{"id": "OFF0099", "romeC', encoding="utf-8"
     )
     (folder / "offers_2023-06.jsonl").write_text("\n".join(LINES) + "\n", encoding="utf-8")
+    (folder / "hires_empty.csv").write_bytes(b"")
     (folder / "notes.txt").write_text("not an input\n")
     return folder
 
@@ -204,11 +205,13 @@ def test_every_file_reconciles_read_with_valid_plus_quarantined(first: IngestRep
         "offers_2023-05_001.json": (11, 5, 6),
         "offers_2023-05_002.json": (1, 0, 1),
         "offers_2023-06.jsonl": (3, 2, 1),
+        "hires_empty.csv": (1, 0, 1),
     }
     assert first.ignored == ["notes.txt"]
     logged = lake_with_ref.read("silver.ingestion_log").where(F.col("batch_id") == "b1")
-    assert logged.agg(F.sum("read")).first()[0] == first.read == 38
-    assert lake_with_ref.read("silver.quarantine").count() == first.quarantined == 23
+    assert logged.agg(F.sum("read")).first()[0] == first.read == 39
+    assert lake_with_ref.read("silver.quarantine").count() == first.quarantined == 24
+    assert quarantined(lake_with_ref, "hires_empty.csv") == {0: "malformed"}
 
 
 def test_no_table_holds_a_raw_idx(first, lake_with_ref: Lake):
@@ -226,7 +229,7 @@ def test_no_table_holds_a_raw_idx(first, lake_with_ref: Lake):
 
 def test_a_reject_rate_over_the_threshold_fails_after_writing_everything(first: IngestReport):
     with pytest.raises(
-        RejectRateError, match=r"23 of 38 records rejected \(60.5% > quality.max_reject_rate 5.0%\)"
+        RejectRateError, match=r"24 of 39 records rejected \(61.5% > quality.max_reject_rate 5.0%\)"
     ):
         enforce_reject_rate(first, 0.05)
     enforce_reject_rate(first, 0.7)
