@@ -446,7 +446,8 @@ def conform_offers(records: DataFrame, refs: References) -> DataFrame:
         "place_level", "place_label", "code_commune", "code_departement", "code_region", "lat", "lng",
         "contract", F.coalesce(positions, F.lit(1)).alias("positions"), "qualification", "sector", "title",
     )  # fmt: skip
-    newest = [F.col("updated_at").desc_nulls_last(), F.col("source_file").desc(), F.col("line").desc()]
+    # The newest version of an offer wins; among equal versions, the first read (as for CSV records).
+    newest = [F.col("updated_at").desc_nulls_last(), F.col("source_file"), F.col("line")]
     return mark_duplicates(df, TABLES["offers"][1], newest, "offer id")
 
 

@@ -1,0 +1,70 @@
+"""Ingestion of generated data: every injected defect lands in quarantine with its reason, no clean
+record does, and the clean records all reach silver."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from mobility import synth
+from mobility.config import Settings
+from mobility.ingest import IngestReport, ingest
+from mobility.lake import Lake
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def generated(ref_lake: Lake, settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("generated")
+    synth.generate(ref_lake.spark, ref_lake, settings, seekers=4000, months=24, start="2022-06", seed=7,
+                   out=out, dirty_rate=0.02, chunk_seekers=2000)  # fmt: skip
+    return out
+
+
+@pytest.fixture(scope="module")
+def report(lake_with_ref: Lake, settings: Settings, generated: Path) -> IngestReport:
+    return ingest(lake_with_ref, settings, generated, batch_id="generated")
+
+
+def defects(folder: Path) -> list[dict[str, str]]:
+    with (folder / "truth" / "defects.csv").open(encoding="utf-8", newline="") as stream:
+        return list(csv.DictReader(stream, delimiter=";"))
+
+
+def test_every_injected_defect_is_quarantined_with_its_reason_and_no_clean_record_is(
+    report: IngestReport, lake_with_ref: Lake, generated: Path
+):
+    listed = defects(generated)
+    kinds = {d["kind"] for d in listed}
+    assert {"bad_date", "date_order", "unknown_rome", "unknown_commune", "missing_field", "duplicate",
+            "unknown_seeker", "offer_after_hire", "unknown_place"} <= kinds  # fmt: skip
+    expected = {(d["file"], int(d["line"])): d["reason"] for d in listed if d["reason"]}
+    rows = lake_with_ref.read("silver.quarantine").select("source_file", "line", "reason").collect()
+    got = {(r["source_file"], r["line"]): r["reason"] for r in rows}
+    wrong = {k: (v, got.get(k)) for k, v in expected.items() if got.get(k) != v}
+    assert not wrong, (
+        f"{len(wrong)} defects not quarantined with their reason, e.g. {list(wrong.items())[:5]}"
+    )
+    extra = set(got) - set(expected)
+    assert not extra, f"{len(extra)} clean records quarantined, e.g. {sorted(extra)[:5]}"
+
+
+def test_clean_records_all_reach_silver_and_files_reconcile(
+    report: IngestReport, lake_with_ref: Lake, generated
+):
+    for c in report.counts:
+        assert c["read"] == c["valid"] + c["quarantined"], c
+    listed = defects(generated)
+    rejected = sum(1 for d in listed if d["reason"])
+    assert report.quarantined == rejected
+    valid = {c["table"]: 0 for c in report.counts}
+    for c in report.counts:
+        valid[c["table"]] += c["valid"]
+    for table, count in valid.items():
+        assert lake_with_ref.read(f"silver.{table}").count() == count, table
+    latin1 = lake_with_ref.read("silver.spells").where(F.col("_source_file") == "de_latin1.csv").count()
+    assert latin1 == sum(1 for d in listed if d["file"] == "de_latin1.csv")
