@@ -485,6 +485,7 @@ class IngestReport:
     batch_id: str
     input_dir: Path
     counts: list[dict] = field(default_factory=list)  # per (table, file): read, valid, quarantined
+    reasons: dict[str, int] = field(default_factory=dict)  # quarantined records per reason
     ignored: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -561,6 +562,7 @@ def _quarantine_empty(
     report.counts += [
         {"table": table, "source_file": name, "read": 1, "valid": 0, "quarantined": 1} for table, name in rows
     ]
+    report.reasons["malformed"] = report.reasons.get("malformed", 0) + len(rows)
 
 
 def new_batch_id() -> str:
@@ -658,6 +660,8 @@ def ingest(lake: Lake, settings: Settings, input_dir: Path, batch_id: str | None
         )
         for row in counts.orderBy("source_file").collect():  # one row per file
             report.counts.append({"table": table, **row.asDict()})
+        for row in df.where(~is_valid()).groupBy("_reason").count().collect():  # one row per reason
+            report.reasons[row["_reason"]] = report.reasons.get(row["_reason"], 0) + row["count"]
     if "spells" in conformed:
         touched = conformed["spells"].where(is_valid()).select("seeker_id").distinct()
         spells = lake.read("silver.spells").join(touched, "seeker_id", "left_semi")

@@ -70,12 +70,17 @@ def run_generate(settings: Settings, **options: object) -> dict[str, int]:
 
 
 def ingest_report_counts(report: IngestReport) -> dict[str, int]:
-    """Per file and table: read = valid + quarantined, then the batch totals."""
-    counts = {}
+    """Per table: records read = valid + quarantined; quarantined per reason; the files with rejects.
+    Every file's own figures are in ``silver.ingestion_log``."""
+    counts: dict[str, int] = {"files read": len({c["source_file"] for c in report.counts})}
     for c in report.counts:
-        counts[f"{c['table']:<14} {c['source_file']} read"] = c["read"]
-        counts[f"{c['table']:<14} {c['source_file']} valid"] = c["valid"]
-        counts[f"{c['table']:<14} {c['source_file']} quarantined"] = c["quarantined"]
+        for what in ("read", "valid", "quarantined"):
+            counts[f"{c['table']}: {what}"] = counts.get(f"{c['table']}: {what}", 0) + c[what]
+    for reason, n in sorted(report.reasons.items()):
+        counts[f"quarantined: {reason}"] = n
+    for c in report.counts:
+        if c["quarantined"]:
+            counts[f"rejects in {c['source_file']}"] = c["quarantined"]
     counts["records read"] = report.read
     counts["records quarantined"] = report.quarantined
     return counts

@@ -208,6 +208,9 @@ def test_every_file_reconciles_read_with_valid_plus_quarantined(first: IngestRep
         "hires_empty.csv": (1, 0, 1),
     }
     assert first.ignored == ["notes.txt"]
+    assert first.reasons == {"bad_date": 2, "date_order": 2, "unknown_rome": 2, "unknown_commune": 1,
+                             "missing_field": 2, "bad_value": 3, "duplicate": 2, "malformed": 4, "schema": 2,
+                             "unknown_seeker": 2, "offer_after_hire": 1, "unknown_place": 1}  # fmt: skip
     logged = lake_with_ref.read("silver.ingestion_log").where(F.col("batch_id") == "b1")
     assert logged.agg(F.sum("read")).first()[0] == first.read == 39
     assert lake_with_ref.read("silver.quarantine").count() == first.quarantined == 24
