@@ -22,6 +22,7 @@ Ingesting the same files twice changes no row.
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 import uuid
 from collections.abc import Sequence
@@ -672,6 +673,7 @@ def ingest(lake: Lake, settings: Settings, input_dir: Path, batch_id: str | None
         df.unpersist()
     if empty:
         _quarantine_empty(lake, empty, batch_id, at, report)
+    shutil.rmtree(staging, ignore_errors=True)  # transcoded copies of latin-1 files, read by now
 
     report.seconds = time.monotonic() - start
     log_rows = [

@@ -58,15 +58,12 @@ def run_reference(settings: Settings) -> dict[str, int]:
 
 
 def run_generate(settings: Settings, **options: object) -> dict[str, int]:
-    """Write a synthetic dataset in the real input formats (defaults from ``synth.*``)."""
+    """Write a synthetic dataset in the real input formats (options left None come from ``synth.*``)."""
     from mobility import synth  # numpy-heavy; only the generate step needs it
 
-    args = {k: getattr(settings.synth, k) for k in ("seekers", "months", "start", "seed", "out", "dirty_rate",
-                                                     "chunk_seekers")}  # fmt: skip
-    args.update({k: v for k, v in options.items() if v is not None})
     with timed("generate"):
         lake = open_lake(settings)
-        return synth.generate(lake.spark, lake, settings, **args)
+        return synth.generate(lake.spark, lake, settings, **options)
 
 
 def ingest_report_counts(report: IngestReport) -> dict[str, int]:
