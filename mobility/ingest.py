@@ -596,7 +596,11 @@ def ingest(lake: Lake, settings: Settings, input_dir: Path, batch_id: str | None
             log.warning("ingest: %s is empty: quarantined as one malformed record", source.name)
             continue
         by_kind.setdefault(_input_kind(source), []).append(source)
-        log.info("ingest: reading %s (%s, %s)", source.name, source.kind, source.encoding)
+        if source.encoding != "UTF-8":
+            log.info("ingest: %s is %s, read as such", source.name, source.encoding)
+    for kind, sources in by_kind.items():
+        size = sum(f.path.stat().st_size for f in sources) / 2**20
+        log.info("ingest: reading %d %s file(s), %.1f MB, from %s", len(sources), kind, size, input_dir)
 
     conformed: dict[str, DataFrame] = {}
     conformers = {"spells": conform_spells, "sought_changes": conform_changes, "hires": conform_hires}

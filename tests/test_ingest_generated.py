@@ -4,6 +4,7 @@ record does, and the clean records all reach silver."""
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
 
 import pytest
@@ -25,9 +26,29 @@ def generated(ref_lake: Lake, settings: Settings, tmp_path_factory: pytest.TempP
     return out
 
 
+class Recorder(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+LOGS = Recorder()
+
+
 @pytest.fixture(scope="module")
 def report(lake_with_ref: Lake, settings: Settings, generated: Path) -> IngestReport:
-    return ingest(lake_with_ref, settings, generated, batch_id="generated")
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(LOGS)
+    root.setLevel(logging.DEBUG)
+    try:
+        return ingest(lake_with_ref, settings, generated, batch_id="generated")
+    finally:
+        root.removeHandler(LOGS)
+        root.setLevel(level)
 
 
 def defects(folder: Path) -> list[dict[str, str]]:
@@ -68,3 +89,15 @@ def test_clean_records_all_reach_silver_and_files_reconcile(
         assert lake_with_ref.read(f"silver.{table}").count() == count, table
     latin1 = lake_with_ref.read("silver.spells").where(F.col("_source_file") == "de_latin1.csv").count()
     assert latin1 == sum(1 for d in listed if d["file"] == "de_latin1.csv")
+
+
+def test_the_pseudonym_key_is_in_no_log_and_no_table(report: IngestReport, lake_with_ref: Lake, settings):
+    key = settings.privacy.key()[0].decode()
+    assert LOGS.messages, "the ingestion logs what it does"
+    assert not [m for m in LOGS.messages if key in m]
+    assert any("development key" in m for m in LOGS.messages), "ingest says it uses the development key"
+    for table in lake_with_ref.tables("silver") + lake_with_ref.tables("bronze"):
+        df = lake_with_ref.read(table)
+        text_columns = [f.name for f in df.schema.fields if f.dataType.simpleString() == "string"]
+        hits = df.where(F.concat_ws("|", *text_columns).contains(key)).count()
+        assert hits == 0, table
