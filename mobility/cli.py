@@ -91,6 +91,12 @@ def ingest(
     _print_counts("ingest: done", pipeline.run_ingest(settings, input_dir))
 
 
+@app.command()
+def flows(ctx: typer.Context) -> None:
+    """Build gold.transitions, gold.market and gold.flows (and coarser views) from silver."""
+    _run(ctx, "flows")
+
+
 def _not_built(name: str) -> None:
     def command(ctx: typer.Context) -> None:
         _run(ctx, name)

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any, get_origin
+from typing import Any, Literal, get_origin
 
 import yaml
 from pydantic import (
@@ -146,6 +146,21 @@ class SynthSettings(_Section):
     _out = field_validator("out")(_resolve_path)
 
 
+class FlowsSettings(_Section):
+    """The ``flows`` step (definitions: ``mobility.transitions``, ``market`` and ``flows``)."""
+
+    period: Literal["month", "quarter", "year"]
+    level: Literal["rome_v3", "rome"]
+    grace_days: int = Field(ge=0)
+    rolling_months: int = Field(gt=0)
+    geo_level: Literal["departement", "region"]
+    v4_proche_max_rank: int = Field(gt=0)
+    stock_categories: tuple[int, ...]
+    top_destinations: int = Field(gt=0)
+    min_pair_moves: int = Field(gt=0)
+    min_pair_ratio: float = Field(gt=0)
+
+
 class QualitySettings(_Section):
     max_reject_rate: float = Field(ge=0, le=1)
 
@@ -160,6 +175,7 @@ class Settings(_Section):
     privacy: PrivacySettings
     synth: SynthSettings
     quality: QualitySettings
+    flows: FlowsSettings
 
     def get(self, dotted: str) -> Any:
         """Value of ``section.key`` (for the CLI's ``settings`` command and the Makefile)."""

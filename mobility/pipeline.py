@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mobility import reference
-from mobility.config import Settings
+from mobility.config import FlowsSettings, Settings
 from mobility.errors import MobilityError
 from mobility.ingest import IngestReport, enforce_reject_rate, ingest
 from mobility.lake import Lake
@@ -96,11 +96,36 @@ def run_ingest(settings: Settings, input_dir: Path | None = None) -> dict[str, i
         return counts
 
 
+def write_flows(lake: Lake, options: FlowsSettings) -> dict[str, int]:
+    """Build and write every gold table of the flows step; return rows per table and quality figures."""
+    from mobility.flows import build_gold
+
+    gold = build_gold(lake, **options.model_dump(), persist=True)
+    quality = gold.pop("transitions_quality").first().asDict()  # one row of figures
+    counts = {}
+    try:
+        for name, df in gold.items():
+            lake.overwrite(df, f"gold.{name}")
+            counts[f"gold.{name} rows"] = lake.read(f"gold.{name}").count()
+    finally:
+        lake.spark.catalog.clearCache()
+    for key, value in quality.items():
+        log.info("flows: %s = %s", key, value)
+        counts[key] = value
+    return counts
+
+
+def run_flows(settings: Settings) -> dict[str, int]:
+    """Silver -> gold.transitions, gold.market*, gold.flows* and the indicators."""
+    with timed("flows"):
+        return write_flows(open_lake(settings), settings.flows)
+
+
 STEPS: tuple[Step, ...] = (
     Step("reference", "load the ROME, geography and DARES reference tables", run_reference),
     Step("generate", "write a synthetic dataset in the real input formats", run_generate),
     Step("ingest", "read input files into bronze and silver, with quarantine", run_ingest),
-    Step("flows", "build transitions, market and flows", None, issue=4),
+    Step("flows", "build transitions, market and flows", run_flows),
     Step("train", "train and register the recommender models", None, issue=5),
     Step("recommend", "score active job seekers with the champion model", None, issue=5),
     Step("paths", "multi-step mobility paths", None, issue=5),

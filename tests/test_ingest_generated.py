@@ -101,3 +101,24 @@ def test_the_pseudonym_key_is_in_no_log_and_no_table(report: IngestReport, lake_
         text_columns = [f.name for f in df.schema.fields if f.dataType.simpleString() == "string"]
         hits = df.where(F.concat_ws("|", *text_columns).contains(key)).count()
         assert hits == 0, table
+
+
+@pytest.fixture(scope="module")
+def gold(report: IngestReport, lake_with_ref: Lake, settings: Settings) -> dict[str, int]:
+    from mobility.pipeline import write_flows
+
+    return write_flows(lake_with_ref, settings.flows)
+
+
+def test_flows_step_writes_gold_tables_whose_flows_sum_to_the_transitions(gold, lake_with_ref: Lake):
+    transitions = lake_with_ref.read("gold.transitions")
+    assert gold["gold.transitions rows"] == transitions.count() > 0
+    hires = transitions.where(F.col("kind") == "hire").count()
+    reorientations = transitions.where(F.col("kind") == "reorientation").count()
+    assert hires + reorientations == transitions.count()
+    assert hires == gold["hires_matched"] and reorientations == gold["reorientations"]
+    assert gold["hires_matched"] + gold["hires_without_spell"] == lake_with_ref.read("silver.hires").count()
+    flows_moves = lake_with_ref.read("gold.flows").agg(F.sum("moves")).first()[0]
+    assert flows_moves == transitions.count()
+    for table in ("gold.market", "gold.market_departement", "gold.flows_region", "gold.region_balance"):
+        assert lake_with_ref.read(table).count() > 0, table
