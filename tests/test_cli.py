@@ -57,7 +57,8 @@ def test_conf_dir_option_reads_settings_from_another_folder(tmp_path):
     conf.mkdir()
     for path in (PROJECT_ROOT / "conf").glob("*.yaml"):
         (conf / path.name).write_text(path.read_text())
-    (conf / "local.yaml").write_text("privacy:\n  min_cell: 11\n")
+    local = (PROJECT_ROOT / "conf" / "local.yaml").read_text()
+    (conf / "local.yaml").write_text(local.replace("privacy:\n", "privacy:\n  min_cell: 11\n"))
     result = run("--conf-dir", str(conf), "settings", "privacy.min_cell")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "11"
