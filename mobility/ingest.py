@@ -175,6 +175,22 @@ def _field(name: str) -> Column:
     return F.when(value != "", value)
 
 
+def _split_fields(records: DataFrame, layout: formats.CsvLayout) -> DataFrame:
+    """The record's place and structure, and each column of the layout as a trimmed string."""
+    return records.select(
+        "source_file", "line", "raw", "n_fields", "n_columns", "missing_columns",
+        *(_field(c).alias(c) for c in layout.columns),
+    )  # fmt: skip
+
+
+def _date_order(start_raw: str, start: str, end_raw: str, end: str) -> Check:
+    return Check(
+        "date_order",
+        F.col(end) < F.col(start),
+        F.format_string(f"{end_raw} %s is before {start_raw} %s", F.col(end_raw), F.col(start_raw)),
+    )
+
+
 def _date(column: str) -> Column:
     return F.when(F.col(column).rlike(DATE_PATTERN), F.try_to_date(F.col(column), "yyyy-MM-dd"))
 
@@ -224,10 +240,7 @@ def _row_hash(columns: Sequence[str]) -> Column:
 
 def conform_spells(records: DataFrame, refs: References) -> DataFrame:
     """Registration spells (``de``): typed and checked; ``_reason`` null for a valid record."""
-    df = records.select(
-        "source_file", "line", "raw", "n_fields", "n_columns", "missing_columns",
-        *(_field(c).alias(c) for c in formats.DE.columns),
-    )  # fmt: skip
+    df = _split_fields(records, formats.DE)
     df = df.withColumns({"_datins": _date("DATINS"), "_datann": _date("DATANN")})
     df = resolve_rome(df, "ROME", F.col("_datins"), refs)
     df = resolve_commune(df, "DEPCOM", refs)
@@ -237,11 +250,7 @@ def conform_spells(records: DataFrame, refs: References) -> DataFrame:
         missing_fields(formats.DE.mandatory),
         _bad_date("DATINS", "_datins"),
         _bad_date("DATANN", "_datann"),
-        Check(
-            "date_order",
-            F.col("_datann") < F.col("_datins"),
-            F.format_string("DATANN %s is before DATINS %s", F.col("DATANN"), F.col("DATINS")),
-        ),
+        _date_order("DATINS", "_datins", "DATANN", "_datann"),
         Check(
             "bad_value",
             ~F.col("CATREGR").isin(*formats.CATEGORIES),
@@ -282,10 +291,7 @@ def conform_spells(records: DataFrame, refs: References) -> DataFrame:
 
 def conform_changes(records: DataFrame, refs: References) -> DataFrame:
     """Changes of the occupation sought within a spell (``rome``)."""
-    df = records.select(
-        "source_file", "line", "raw", "n_fields", "n_columns", "missing_columns",
-        *(_field(c).alias(c) for c in formats.ROME.columns),
-    )  # fmt: skip
+    df = _split_fields(records, formats.ROME)
     df = df.withColumns({"_start": _date("JOURDV"), "_end": _date("JOURFV")})
     df = resolve_rome(df, "ROME", F.col("_start"), refs)
     checks = [
@@ -293,11 +299,7 @@ def conform_changes(records: DataFrame, refs: References) -> DataFrame:
         missing_fields(formats.ROME.mandatory),
         _bad_date("JOURDV", "_start"),
         _bad_date("JOURFV", "_end"),
-        Check(
-            "date_order",
-            F.col("_end") < F.col("_start"),
-            F.format_string("JOURFV %s is before JOURDV %s", F.col("JOURFV"), F.col("JOURDV")),
-        ),
+        _date_order("JOURDV", "_start", "JOURFV", "_end"),
         _rome_check(),
     ]
     df = classify(df, checks).select(
@@ -314,10 +316,7 @@ def conform_changes(records: DataFrame, refs: References) -> DataFrame:
 
 def conform_hires(records: DataFrame, refs: References) -> DataFrame:
     """Return-to-work events (``hires``)."""
-    df = records.select(
-        "source_file", "line", "raw", "n_fields", "n_columns", "missing_columns",
-        *(_field(c).alias(c) for c in formats.HIRES.columns),
-    )  # fmt: skip
+    df = _split_fields(records, formats.HIRES)
     df = df.withColumn("_datemb", _date("DATEMB"))
     df = resolve_rome(df, "ROME", F.col("_datemb"), refs)
     df = resolve_commune(df, "DEPCOM", refs)
