@@ -111,14 +111,26 @@ for _step in pipeline.STEPS:
 
 
 @app.command("pipeline")
-def run_pipeline(ctx: typer.Context) -> None:
-    """Run every built step in order."""
+def run_pipeline(
+    ctx: typer.Context,
+    input_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--input", help="Ingest this folder of real files instead of generating the default data."
+        ),
+    ] = None,
+) -> None:
+    """Run every built step in order: on generated data by default, on --input DIR when given."""
     settings: Settings = ctx.obj
     for found in pipeline.STEPS:
         if found.run is None:
             typer.echo(f"{found.name}: skipped, not built yet (issue #{found.issue})")
-            continue
-        _print_counts(f"{found.name}: done", found.run(settings))
+        elif found.name == "generate" and input_dir is not None:
+            typer.echo(f"generate: skipped, ingesting {input_dir}")
+        elif found.name == "ingest":
+            _print_counts("ingest: done", pipeline.run_ingest(settings, input_dir))
+        else:
+            _print_counts(f"{found.name}: done", found.run(settings))
     typer.echo(f"pipeline: done (lake {settings.lake.root})")
 
 

@@ -202,7 +202,7 @@ def region_balance(flows_df: DataFrame, *, by_period: bool = True) -> DataFrame:
     ``flows_df``: any flows table with ``from_region``, ``to_region``, ``moves`` (and the period columns).
     """
     periods = _period_keys(by_period)
-    crossing = F.col("from_region") != F.col("to_region")
+    crossing = ~F.col("from_region").eqNullSafe(F.col("to_region"))
     out = flows_df.groupBy(F.col("from_region").alias("region"), *periods).agg(
         F.sum(F.when(crossing, F.col("moves")).otherwise(0)).alias("outflow"),
         F.sum(F.when(~crossing, F.col("moves")).otherwise(0)).alias("internal"),

@@ -47,6 +47,7 @@ from mobility.quality import (
     mark_duplicates,
     missing_fields,
     quarantine_rows,
+    raw_hash,
 )
 from mobility.sources import SourceFile, csv_records, discover, offer_records
 
@@ -506,7 +507,7 @@ def _bronze(df: DataFrame, batch_id: str, at: Column, fields: bool) -> DataFrame
     extra = [F.col("fields")] if fields else []
     return df.select(
         "source_file", "line", "raw", *extra,
-        F.sha2(F.coalesce(F.col("raw"), F.lit("")), 256).alias("raw_hash"),
+        raw_hash().alias("raw_hash"),
         F.lit(batch_id).alias("_batch_id"), at.alias("_ingested_at"),
     )  # fmt: skip
 

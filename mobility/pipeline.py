@@ -142,7 +142,3 @@ def run_step(name: str, settings: Settings) -> dict[str, int]:
     if found.run is None:
         raise NotBuiltError(f"{name}: not built yet (issue #{found.issue}: {found.summary})")
     return found.run(settings)
-
-
-def built_steps() -> list[Step]:
-    return [s for s in STEPS if s.run is not None]

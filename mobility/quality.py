@@ -65,6 +65,11 @@ def mark_duplicates(df: DataFrame, keys: Sequence[str], order: Sequence[Column],
     )
 
 
+def raw_hash() -> Column:
+    """Hash of a record's raw text: with its file and line, what identifies a record across reruns."""
+    return F.sha2(F.coalesce(F.col("raw"), F.lit("")), 256)
+
+
 def is_valid() -> Column:
     return F.col("_reason").isNull()
 
@@ -76,7 +81,7 @@ def quarantine_rows(df: DataFrame, table: str, batch_id: str, ingested_at: Colum
         F.col("_reason").alias("reason"),
         F.col("_message").alias("message"),
         F.col("raw"),
-        F.sha2(F.coalesce(F.col("raw"), F.lit("")), 256).alias("raw_hash"),
+        raw_hash().alias("raw_hash"),
         F.col("source_file"),
         F.col("line"),
         F.lit(batch_id).alias("batch_id"),

@@ -27,6 +27,7 @@ from pyspark.sql import functions as F
 from mobility.config import ReferenceSettings
 from mobility.errors import MobilityError
 from mobility.lake import Lake
+from mobility.sources import clean_name, header_names
 
 log = logging.getLogger(__name__)
 
@@ -117,10 +118,6 @@ FORMATS: Mapping[str, CsvFormat] = {
 # ---------------------------------------------------------------------------------------------- reading
 
 
-def _header_names(line: str, sep: str) -> list[str]:
-    return [name.strip().lstrip("\ufeff") for name in next(csv.reader([line], delimiter=sep))]
-
-
 def check_csv(path: Path, fmt: CsvFormat) -> None:
     """Raise ReferenceFileError unless ``path`` is a readable CSV of ``fmt``."""
     if not path.is_file():
@@ -138,12 +135,12 @@ def check_csv(path: Path, fmt: CsvFormat) -> None:
     first = next(rows, None)
     if not first or not "".join(first).strip():
         raise ReferenceFileError(f"{path}: empty file, expected a header with {', '.join(fmt.columns)}")
-    header = [name.strip().lstrip("\ufeff") for name in first]
+    header = [clean_name(name) for name in first]
     header_line = text.split("\n", 1)[0]
     missing = [c for c in fmt.columns if c not in header]
     if missing:
         for other in _SEPARATORS:
-            if other != fmt.sep and all(c in _header_names(header_line, other) for c in fmt.columns):
+            if other != fmt.sep and all(c in header_names(header_line, other) for c in fmt.columns):
                 raise ReferenceFileError(
                     f"{path}: wrong separator: expected {fmt.sep!r} but the header is separated by {other!r}"
                 )
@@ -169,7 +166,7 @@ def read_csv(spark: SparkSession, path: Path, fmt: CsvFormat) -> DataFrame:
         .option("mode", "FAILFAST")
         .csv(str(path))
     )
-    df = df.toDF(*(name.strip().lstrip("\ufeff") for name in df.columns))
+    df = df.toDF(*(clean_name(name) for name in df.columns))
     return df.select(*(F.nullif(F.trim(F.col(f"`{c}`")), F.lit("")).alias(c) for c in df.columns))
 
 

@@ -63,9 +63,10 @@ def kind_of(name: str) -> str | None:
     for layout in formats.CSV_LAYOUTS.values():
         if fnmatch(name, layout.pattern):
             return layout.kind
-    if fnmatch(name, "offers*.jsonl"):
+    pages, lines = formats.OFFERS_PATTERNS
+    if fnmatch(name, lines):
         return "offers_lines"
-    if fnmatch(name, "offers*.json"):
+    if fnmatch(name, pages):
         return "offers"
     return None
 
@@ -83,12 +84,21 @@ def detect_encoding(path: Path) -> str:
     return UTF8
 
 
+def clean_name(name: str) -> str:
+    """A column name as written in a header: trimmed, without a byte-order mark."""
+    return name.strip().lstrip("\ufeff")
+
+
+def header_names(line: str, sep: str = formats.CSV_SEPARATOR) -> tuple[str, ...]:
+    """The column names of a CSV header line."""
+    row = next(csv.reader([line.rstrip("\r\n")], delimiter=sep), [])
+    return tuple(clean_name(name) for name in row)
+
+
 def read_header(path: Path, encoding: str) -> tuple[str, ...]:
-    """The column names of a CSV file's first line (trimmed, without a byte-order mark)."""
+    """The column names of a CSV file's first line."""
     with path.open("r", encoding=encoding, newline="") as stream:
-        first = stream.readline()
-    row = next(csv.reader([first.rstrip("\r\n")], delimiter=formats.CSV_SEPARATOR), [])
-    return tuple(name.strip().lstrip("\ufeff") for name in row)
+        return header_names(stream.readline())
 
 
 def discover(input_dir: Path) -> tuple[list[SourceFile], list[str]]:

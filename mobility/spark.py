@@ -51,7 +51,7 @@ def session_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.warehouse.dir": str(settings.lake.root / "_warehouse"),
-        # Delta writes of small reference tables should not pay for auto-compaction on every run.
+        # No extra shuffle before each Delta write: the tables here are written whole by few tasks.
         "spark.databricks.delta.optimizeWrite.enabled": "false",
     }
     conf.update(spark.conf)

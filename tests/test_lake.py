@@ -1,6 +1,7 @@
 """Delta writes: overwrite, overwrite of partitions, MERGE on keys, versions and time travel."""
 
 import pytest
+from delta.tables import DeltaTable
 from pyspark.testing import assertDataFrameEqual
 
 from mobility.lake import Lake, LakeError
@@ -68,9 +69,11 @@ def test_merge_inserts_new_keys_and_updates_matched_rows_only_when_newer(lake: L
 def test_merging_the_same_batch_twice_changes_no_row(lake: Lake):
     spark = lake.spark
     batch = spark.createDataFrame([("k1", 1), ("k2", 2)], "k string, v int")
-    lake.merge(batch, "silver.t_idem", ["k"])
-    lake.merge(batch, "silver.t_idem", ["k"])
+    lake.merge(batch, "silver.t_idem", ["k"], update_when="s.v <> t.v")
+    lake.merge(batch, "silver.t_idem", ["k"], update_when="s.v <> t.v")
     assertDataFrameEqual(lake.read("silver.t_idem"), batch)
+    metrics = DeltaTable.forPath(spark, lake.path("silver.t_idem")).history(1).first()["operationMetrics"]
+    assert (metrics["numTargetRowsUpdated"], metrics["numTargetRowsInserted"]) == ("0", "0")
 
 
 def test_writes_without_keys_or_partitions_are_refused(lake: Lake):
