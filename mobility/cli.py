@@ -45,7 +45,9 @@ def _print_counts(title: str, counts: dict[str, int]) -> None:
     typer.echo(title)
     width = max(map(len, counts), default=0)
     for key, value in counts.items():
-        typer.echo(f"  {key:<{width}}  {value:>9,}")
+        typer.echo(
+            f"  {key:<{width}}  {value:>9,}" if isinstance(value, int) else f"  {key:<{width}}  {value}"
+        )
 
 
 def _run(ctx: typer.Context, name: str) -> None:
@@ -92,9 +94,18 @@ def ingest(
 
 
 @app.command()
-def flows(ctx: typer.Context) -> None:
+def flows(
+    ctx: typer.Context,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full", help="Rebuild every gold table instead of refreshing what new batches touched."
+        ),
+    ] = False,
+) -> None:
     """Build gold.transitions, gold.market and gold.flows (and coarser views) from silver."""
-    _run(ctx, "flows")
+    settings: Settings = ctx.obj
+    _print_counts(f"flows: done (lake {settings.lake.root})", pipeline.run_flows(settings, full=full))
 
 
 def _not_built(name: str) -> None:

@@ -41,6 +41,7 @@ Indicators (additive: they read any flows table holding the columns they need)
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import date
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Window
@@ -60,6 +61,8 @@ FLOW_KEYS = ("rome", "region")
 TOP_DESTINATIONS = 5
 MIN_PAIR_MOVES = 5
 MIN_PAIR_RATIO = 2.0
+# gold table -> the geography of its market rows
+MARKET_TABLES = {"market": "region", "market_departement": "departement", "market_national": "national"}
 
 # dimension -> (its column on a transition side "from"/"to", its column in a regional market row); functions,
 # as columns can only be made once a session exists.
@@ -310,6 +313,47 @@ def unusual_pairs(
 # --------------------------------------------------------------------------------------------- gold
 
 
+def market_tables(
+    facts: DataFrame, *, rolling_months: int = ROLLING_MONTHS, first_month: date | None = None
+) -> dict[str, DataFrame]:
+    """``market`` (region), ``market_departement`` and ``market_national`` from the monthly facts
+    (``mobility.market.market_facts``); ``first_month``: start of their calendar (default: the facts')."""
+    return {
+        name: market_table(facts, geo=geo, rolling_months=rolling_months, first_month=first_month)
+        for name, geo in MARKET_TABLES.items()
+    }
+
+
+def flows_tables(
+    transitions: DataFrame, market_region: DataFrame, *, period: str = "quarter"
+) -> dict[str, DataFrame]:
+    """The per-period tables: ``flows``, its coarser views and ``region_balance``. Each period depends only
+    on the transitions of the period and the market of its months and the month before, which is what lets
+    a refresh recompute only the periods a batch touched."""
+    fine = flows(transitions, market_region, period=period)
+    return {
+        "flows": fine,
+        "flows_region": region_flows(transitions, market_region, period=period),
+        "flows_occupation": occupation_flows(transitions, market_region, period=period),
+        "flows_grand_domaine": grand_domaine_flows(transitions, market_region, period=period),
+        "region_balance": region_balance(fine),
+    }
+
+
+def summary_tables(
+    flows_df: DataFrame,
+    *,
+    top_destinations: int = TOP_DESTINATIONS,
+    min_pair_moves: int = MIN_PAIR_MOVES,
+    min_pair_ratio: float = MIN_PAIR_RATIO,
+) -> dict[str, DataFrame]:
+    """The indicators over every period: ``occupation_mobility`` and ``unusual_pairs``."""
+    return {
+        "occupation_mobility": occupation_mobility(flows_df, top=top_destinations),
+        "unusual_pairs": unusual_pairs(flows_df, min_moves=min_pair_moves, min_ratio=min_pair_ratio),
+    }
+
+
 def build_gold(
     lake: Lake,
     *,
@@ -328,17 +372,16 @@ def build_gold(
     """Every gold table of the ``flows`` step, from ``silver.spells``, ``silver.sought_changes``,
     ``silver.hires``, ``silver.offers`` and ``ref.rome_mobility``, ``ref.commune``, ``ref.departement``.
 
-    Keys are the table names under ``gold.``: ``transitions``, ``market`` (region), ``market_departement``,
-    ``market_national``, ``flows``, ``flows_region``, ``flows_occupation``, ``flows_grand_domaine``,
-    ``region_balance``, ``occupation_mobility``, ``unusual_pairs``; and ``transitions_quality``, a one-row
-    frame of quality figures (``mobility.transitions``) for the caller to log (and store if it likes).
+    Keys are the table names under ``gold.``: ``transitions``, ``market_facts`` (the monthly facts behind
+    the market tables), ``market`` (region), ``market_departement``, ``market_national``, ``flows``,
+    ``flows_region``, ``flows_occupation``, ``flows_grand_domaine``, ``region_balance``,
+    ``occupation_mobility``, ``unusual_pairs``; and ``transitions_quality``, a one-row frame of quality
+    figures (``mobility.transitions``) for the caller to log (and store if it likes).
 
-    The frames are lazy. With ``persist``, ``transitions``, ``market`` and the monthly facts behind the three
-    market tables (``mobility.market.market_facts``) are persisted (memory and disk), so that writing the
-    tables one after the other computes each once; the caller releases them when done
-    (``spark.catalog.clearCache()`` at the end of the step, or ``unpersist()`` on the two frames; the facts
-    are released with the session's cache). The keyword arguments are the step's settings, documented in
-    ``mobility.transitions``, ``mobility.market`` and this module.
+    The frames are lazy. With ``persist``, ``transitions``, ``market_facts`` and ``market`` are persisted
+    (memory and disk), so that writing the tables one after the other computes each once; the caller
+    releases them when done (``spark.catalog.clearCache()`` at the end of the step). The keyword arguments
+    are the step's settings, documented in ``mobility.transitions``, ``mobility.market`` and this module.
     """
     check_period(period)
     spells = lake.read("silver.spells")
@@ -362,24 +405,20 @@ def build_gold(
     if persist:
         transitions = transitions.persist(StorageLevel.MEMORY_AND_DISK)
         facts = facts.persist(StorageLevel.MEMORY_AND_DISK)
-    market_region, market_departement, market_national = (
-        market_table(facts, geo=geo, rolling_months=rolling_months)
-        for geo in ("region", "departement", "national")
-    )
+    markets = market_tables(facts, rolling_months=rolling_months)
     if persist:
-        market_region = market_region.persist(StorageLevel.MEMORY_AND_DISK)
-    fine = flows(transitions, market_region, period=period)
+        markets["market"] = markets["market"].persist(StorageLevel.MEMORY_AND_DISK)
+    per_period = flows_tables(transitions, markets["market"], period=period)
     return {
         "transitions": transitions,
         "transitions_quality": built.quality,
-        "market": market_region,
-        "market_departement": market_departement,
-        "market_national": market_national,
-        "flows": fine,
-        "flows_region": region_flows(transitions, market_region, period=period),
-        "flows_occupation": occupation_flows(transitions, market_region, period=period),
-        "flows_grand_domaine": grand_domaine_flows(transitions, market_region, period=period),
-        "region_balance": region_balance(fine),
-        "occupation_mobility": occupation_mobility(fine, top=top_destinations),
-        "unusual_pairs": unusual_pairs(fine, min_moves=min_pair_moves, min_ratio=min_pair_ratio),
+        "market_facts": facts,
+        **markets,
+        **per_period,
+        **summary_tables(
+            per_period["flows"],
+            top_destinations=top_destinations,
+            min_pair_moves=min_pair_moves,
+            min_pair_ratio=min_pair_ratio,
+        ),
     }

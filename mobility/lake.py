@@ -93,6 +93,21 @@ class Lake:
         writer.save(self.path(table))
         return self._logged(table, "overwrite_partitions")
 
+    def replace_where(
+        self, df: DataFrame, table: str, condition: str, partition_by: Sequence[str] = ()
+    ) -> int:
+        """Replace the rows matching the SQL ``condition`` by ``df`` (whose rows must all match it),
+        atomically; partitions the condition does not match stay as they are, and a matched one left empty
+        by ``df`` is emptied, which a dynamic partition overwrite would not do. Creates the table on first
+        write."""
+        if not self.exists(table):
+            return self.overwrite(df, table, partition_by)
+        writer = df.write.format("delta").mode("overwrite").option("replaceWhere", condition)
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        writer.save(self.path(table))
+        return self._logged(table, "replace_where")
+
     def merge(
         self,
         df: DataFrame,

@@ -68,7 +68,7 @@ REGION_PLACES = ("commune", "postal_code", "departement", "region")
 DEPARTEMENT_PLACES = ("commune", "postal_code", "departement")
 
 _FLOWS = ("registrations", "exits_to_work", "offers_published", "positions", "hires")
-_MEASURES = ("stock_delta", *_FLOWS)
+MEASURES = ("stock_delta", *_FLOWS)
 
 
 def check_geo(geo: str) -> tuple[str, ...]:
@@ -88,7 +88,7 @@ def _month_index(column: Column) -> Column:
 def _fact(month: Column, **values: int | Column) -> Column:
     """One fact of a month: a struct of ``month``, ``stock_delta`` and the monthly flows (0 unless given)."""
     fields = [month.alias("month")]
-    for name in _MEASURES:
+    for name in MEASURES:
         value = values.get(name, 0)
         fields.append((value if isinstance(value, Column) else F.lit(value)).cast("long").alias(name))
     return F.struct(*fields)
@@ -164,8 +164,15 @@ def market_facts(
         .unionByName(offer_facts)
         .where(F.col("month").isNotNull() & F.col("rome").isNotNull())
         .groupBy(*keys, "month")
-        .agg(*(F.sum(c).alias(c) for c in _MEASURES))
+        .agg(*(F.sum(c).alias(c) for c in MEASURES))
+        .where(nonzero_fact())
     )
+
+
+def nonzero_fact() -> Column:
+    """A fact row that counts: an entry and an exit of one month cancel out, and a fact of nothing must not
+    stretch the calendar (nor differ between a full build and a refresh that sums deltas)."""
+    return F.greatest(*(F.abs(F.col(c)) for c in MEASURES)) > 0
 
 
 def market_table(
@@ -188,7 +195,7 @@ def market_table(
     known = F.lit(True)
     for key in area:
         known &= F.col(key).isNotNull()
-    monthly = facts.where(known).groupBy(*keys, "month").agg(*(F.sum(c).alias(c) for c in _MEASURES))
+    monthly = facts.where(known).groupBy(*keys, "month").agg(*(F.sum(c).alias(c) for c in MEASURES))
 
     # The calendar, as a one-row frame (no collect): data bounds unless given.
     bounds = monthly.agg(F.min("month").alias("_first"), F.max("month").alias("_last"))
@@ -213,12 +220,12 @@ def market_table(
             *(F.when(before, F.lit(0)).otherwise(F.col(name)).alias(name) for name in _FLOWS),
         )
         .groupBy(*keys, "month")
-        .agg(*(F.sum(c).alias(c) for c in _MEASURES))
+        .agg(*(F.sum(c).alias(c) for c in MEASURES))
     )
     grid = clamped.select(*keys).distinct().crossJoin(F.broadcast(months))
     dense = (
         grid.join(clamped, [*keys, "month"], "left")
-        .fillna(0, subset=list(_MEASURES))
+        .fillna(0, subset=list(MEASURES))
         .withColumn("_index", _month_index(F.col("month")))
     )
 

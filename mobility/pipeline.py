@@ -96,29 +96,19 @@ def run_ingest(settings: Settings, input_dir: Path | None = None) -> dict[str, i
         return counts
 
 
-def write_flows(lake: Lake, options: FlowsSettings) -> dict[str, int]:
-    """Build and write every gold table of the flows step; return rows per table and quality figures."""
-    from mobility.flows import build_gold
+def write_flows(lake: Lake, options: FlowsSettings, *, full: bool = False) -> dict[str, int]:
+    """The flows step on ``lake`` (``mobility.gold.write``): refresh or full build; rows and figures."""
+    from mobility import gold
 
-    gold = build_gold(lake, **options.model_dump(), persist=True)
-    quality = gold.pop("transitions_quality").first().asDict()  # one row of figures
-    counts = {}
-    try:
-        for name, df in gold.items():
-            lake.overwrite(df, f"gold.{name}")
-            counts[f"gold.{name} rows"] = lake.read(f"gold.{name}").count()
-    finally:
-        lake.spark.catalog.clearCache()
-    for key, value in quality.items():
-        log.info("flows: %s = %s", key, value)
-        counts[key] = value
-    return counts
+    return gold.write(lake, options, full=full)
 
 
-def run_flows(settings: Settings) -> dict[str, int]:
-    """Silver -> gold.transitions, gold.market*, gold.flows* and the indicators."""
+def run_flows(settings: Settings, *, full: bool = False) -> dict[str, int]:
+    """Silver -> gold.transitions, gold.market*, gold.flows* and the indicators: refreshed for the batches
+    ingested since the last build, or rebuilt whole (``full``, or when no earlier build allows a refresh;
+    see ``mobility.gold``)."""
     with timed("flows"):
-        return write_flows(open_lake(settings), settings.flows)
+        return write_flows(open_lake(settings), settings.flows, full=full)
 
 
 STEPS: tuple[Step, ...] = (
