@@ -108,6 +108,18 @@ def flows(
     _print_counts(f"flows: done (lake {settings.lake.root})", pipeline.run_flows(settings, full=full))
 
 
+@app.command()
+def train(
+    ctx: typer.Context,
+    reproduce: Annotated[
+        str | None, typer.Option(help="Retrain the model of this MLflow run on the data versions it read.")
+    ] = None,
+) -> None:
+    """Train the recommenders on gold.transitions, log each in MLflow, register and choose the champion."""
+    settings: Settings = ctx.obj
+    _print_counts("train: done", pipeline.run_train(settings, reproduce=reproduce))
+
+
 def _not_built(name: str) -> None:
     def command(ctx: typer.Context) -> None:
         _run(ctx, name)

@@ -98,6 +98,9 @@ class SparkSettings(_Section):
 class MlflowSettings(_Section):
     tracking_uri: str
     experiment: str
+    artifact_root: Path
+
+    _artifact_root = field_validator("artifact_root")(_resolve_path)
 
     @field_validator("tracking_uri")
     @classmethod
@@ -161,6 +164,22 @@ class FlowsSettings(_Section):
     min_pair_ratio: float = Field(gt=0)
 
 
+class TrainSettings(_Section):
+    """``mobility train`` (definitions: ``mobility.recommend``)."""
+
+    valid_months: int = Field(gt=0)
+    test_months: int = Field(gt=0)
+    # First day of the validation window; None: from the end of the data.
+    cutoff: date | None = None
+    age_bands: tuple[int, ...]
+    search_bands: tuple[int, ...]
+    smoothing: float = Field(gt=0)
+    top_n: int = Field(gt=0)
+    top_k: int = Field(gt=0)
+    min_gain: float = Field(ge=0)
+    model_name: str = Field(min_length=1)
+
+
 class QualitySettings(_Section):
     max_reject_rate: float = Field(ge=0, le=1)
 
@@ -176,6 +195,7 @@ class Settings(_Section):
     synth: SynthSettings
     quality: QualitySettings
     flows: FlowsSettings
+    train: TrainSettings
 
     def get(self, dotted: str) -> Any:
         """Value of ``section.key`` (for the CLI's ``settings`` command and the Makefile)."""

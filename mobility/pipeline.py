@@ -111,12 +111,29 @@ def run_flows(settings: Settings, *, full: bool = False) -> dict[str, int]:
         return write_flows(open_lake(settings), settings.flows, full=full)
 
 
+def run_train(settings: Settings, *, reproduce: str | None = None) -> dict[str, object]:
+    """Train, evaluate, log and register the recommenders (or retrain one logged run: ``reproduce``)."""
+    from mobility.recommend import train
+
+    with timed("train"):
+        lake = open_lake(settings)
+        trained = [train.reproduce(lake, settings, reproduce)] if reproduce else train.train(lake, settings)
+        counts: dict[str, object] = {}
+        for t in trained:
+            counts[f"{t.model}: run"] = t.run_id
+            counts[f"{t.model}: version"] = t.version
+            for metric in ("hit_at_10", "ndcg_at_10"):
+                counts[f"{t.model}: test {metric}"] = f"{t.test[metric]:.4f}"
+            counts[f"{t.model}: champion"] = "yes" if t.decision.promoted else "no"
+        return counts
+
+
 STEPS: tuple[Step, ...] = (
     Step("reference", "load the ROME, geography and DARES reference tables", run_reference),
     Step("generate", "write a synthetic dataset in the real input formats", run_generate),
     Step("ingest", "read input files into bronze and silver, with quarantine", run_ingest),
     Step("flows", "build transitions, market and flows", run_flows),
-    Step("train", "train and register the recommender models", None, issue=5),
+    Step("train", "train and register the recommender models", run_train),
     Step("recommend", "score active job seekers with the champion model", None, issue=5),
     Step("paths", "multi-step mobility paths", None, issue=5),
     Step("report", "the HTML report and published exports", None, issue=6),

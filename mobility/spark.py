@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -74,6 +75,10 @@ def get_spark(settings: Settings) -> SparkSession:
     conf = session_conf(settings)
     if not under_spark_submit():
         conf.update(launch_conf(settings))
+        if settings.spark.master.startswith("local"):
+            # Python workers run this interpreter (the venv with mlflow and scikit-learn), not the first
+            # python3 on the PATH; PySpark reads the variable when the context starts.
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(settings.spark.app_name)
     for key, value in conf.items():
         builder = builder.config(key, value)

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from datetime import date
 
+import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
-from pyspark.testing import assertDataFrameEqual
 
 from mobility.recommend.evaluate import metrics, segment_metrics
 from mobility.recommend.examples import band, split, windows
-from mobility.recommend.models import markov_tables, popular_tables, rank, stay
+from mobility.recommend.models import markov_tables, popular_tables
+from mobility.recommend.pyfunc import recommend_frame
 
 MOVES = "from_rome string, from_region string, to_rome string, to_region string"
 TRAIN = (
@@ -20,7 +21,6 @@ TRAIN = (
     + [("A1101", "11", "A1203", "84")]
     + [("A1101", "84", "B1101", "84")] * 2
 )
-QUERIES = "example_id string, from_rome string, from_region string"
 
 
 @pytest.fixture(scope="module")
@@ -28,61 +28,67 @@ def tables(spark: SparkSession):
     return markov_tables(spark.createDataFrame(TRAIN, MOVES), alpha=1.0, top_n=10)
 
 
+def _scores(table, target: str) -> dict:
+    return {
+        (*(r[k] for k in table.columns if k.startswith("from_")), r[target]): r["score"]
+        for r in table.collect()
+    }
+
+
 def test_markov_smooths_each_origin_towards_its_parent_level(tables):
-    origin = {
-        (r["from_rome"], r["from_region"], r["to_rome"], r["to_region"]): r["score"]
-        for r in tables["origin"].collect()
-    }
-    assert origin[("A1101", "11", "A1101", "11")] == pytest.approx((3 + 0.5) / 5)
-    assert origin[("A1101", "11", "A1203", "84")] == pytest.approx((1 + 1 / 6) / 5)
+    occupation = _scores(tables["to_rome.origin"], "to_rome")
+    assert occupation[("A1101", "11", "A1101")] == pytest.approx((3 + 0.5) / 5)
+    assert occupation[("A1101", "11", "A1203")] == pytest.approx((1 + 1 / 6) / 5)
     # never reached from (A1101, 11): the parent's probability times alpha / (N + alpha)
-    assert origin[("A1101", "11", "B1101", "84")] == pytest.approx((1 / 3) / 5)
-    assert origin[("A1101", "84", "B1101", "84")] == pytest.approx((2 + 1 / 3) / 3)
+    assert occupation[("A1101", "11", "B1101")] == pytest.approx((1 / 3) / 5)
+    assert occupation[("A1101", "84", "B1101")] == pytest.approx((2 + 1 / 3) / 3)
+    region = _scores(tables["to_region.region"], "to_region")
+    assert region == {("11", "11"): pytest.approx(3.5 / 5), ("11", "84"): pytest.approx(1.5 / 5),
+                      ("84", "84"): pytest.approx(2.5 / 3), ("84", "11"): pytest.approx(0.5 / 3)}  # fmt: skip
+    origin_region = _scores(tables["to_region.origin"], "to_region")
+    assert origin_region[("A1101", "11", "11")] == pytest.approx((3 + 0.7) / 5)
     for key in (("A1101", "11"), ("A1101", "84")):
-        assert sum(p for k, p in origin.items() if k[:2] == key) == pytest.approx(1.0)
-    everything = {(r["to_rome"], r["to_region"]): (r["score"], r["rank"]) for r in tables["all"].collect()}
+        assert sum(p for k, p in occupation.items() if k[:2] == key) == pytest.approx(1.0)
+    everything = {r["to_rome"]: (r["score"], r["rank"]) for r in tables["to_rome.all"].collect()}
     assert everything == {
-        ("A1101", "11"): (pytest.approx(0.5), 1),
-        ("B1101", "84"): (pytest.approx(1 / 3), 2),
-        ("A1203", "84"): (pytest.approx(1 / 6), 3),
+        "A1101": (pytest.approx(0.5), 1),
+        "B1101": (pytest.approx(1 / 3), 2),
+        "A1203": (pytest.approx(1 / 6), 3),
     }
 
 
-def test_a_query_uses_the_most_specific_level_its_origin_was_seen_at(spark: SparkSession, tables):
-    queries = spark.createDataFrame(
-        [("seen", "A1101", "11"), ("other-region", "A1101", "93"), ("same-domaine", "A1102", "11"),
-         ("unknown", "K2204", "11")],
-        QUERIES,
-    )  # fmt: skip
-    ranked = rank(queries, tables, top_k=2)
-    got = ranked.select("example_id", "level", "rank", "to_rome", "to_region")
-    assertDataFrameEqual(
-        got,
-        [
-            ("seen", "origin", 1, "A1101", "11"),
-            ("seen", "origin", 2, "A1203", "84"),
-            ("other-region", "occupation", 1, "A1101", "11"),
-            ("other-region", "occupation", 2, "B1101", "84"),
-            ("same-domaine", "domaine", 1, "A1101", "11"),
-            ("same-domaine", "domaine", 2, "B1101", "84"),
-            ("unknown", "all", 1, "A1101", "11"),
-            ("unknown", "all", 2, "B1101", "84"),
-        ],  # fmt: skip
-    )
+def _as_pandas(tables) -> dict[str, pd.DataFrame]:
+    return {level: df.toPandas() for level, df in tables.items()}
+
+
+def test_a_query_uses_the_most_specific_level_its_origin_was_seen_at(tables):
+    queries = pd.DataFrame(
+        [("A1101", "11"), ("A1101", "93"), ("A1102", "11"), ("K2204", "75")],
+        columns=["from_rome", "from_region"],
+    )  # seen; seen in another region; same domaine; unknown
+    got = recommend_frame("markov", _as_pandas(tables), queries, top_k=2)
+    rows = list(got[["query", "level", "rank", "to_rome", "to_region"]].itertuples(index=False, name=None))
+    assert rows == [
+        (0, "origin/origin", 1, "A1101", "11"), (0, "origin/origin", 2, "A1101", "84"),
+        (1, "occupation/all", 1, "A1101", "11"), (1, "occupation/all", 2, "A1101", "84"),
+        (2, "domaine/region", 1, "A1101", "11"), (2, "domaine/region", 2, "B1101", "11"),
+        (3, "all/all", 1, "A1101", "11"), (3, "all/all", 2, "A1101", "84"),
+    ]  # fmt: skip
+    first = got[(got["query"] == 0) & (got["rank"] == 1)]["score"].iloc[0]
+    assert first == pytest.approx(0.7 * 0.74)  # p(A1101 | origin) * p(11 | origin)
 
 
 def test_popular_counts_the_occupation_and_stay_keeps_the_origin(spark: SparkSession):
     train = spark.createDataFrame(TRAIN, MOVES)
-    queries = spark.createDataFrame([("q", "A1101", "84"), ("new", "Z9999", "11")], QUERIES)
-    ranked = rank(queries, popular_tables(train, top_n=5), top_k=1)
-    assertDataFrameEqual(
-        ranked.select("example_id", "level", "to_rome", "to_region", "score"),
-        [("q", "occupation", "A1101", "11", 0.5), ("new", "all", "A1101", "11", 0.5)],
-    )
-    assertDataFrameEqual(
-        stay(queries).select("example_id", "to_rome", "to_region", "rank"),
-        [("q", "A1101", "84", 1), ("new", "Z9999", "11", 1)],
-    )
+    queries = pd.DataFrame([("A1101", "84"), ("Z9999", "11")], columns=["from_rome", "from_region"])
+    got = recommend_frame("popular", _as_pandas(popular_tables(train, top_n=5)), queries, top_k=1)
+    rows = list(got[["query", "level", "to_rome", "to_region", "score"]].itertuples(index=False, name=None))
+    assert rows == [(0, "occupation", "A1101", "11", 0.5), (1, "all", "A1101", "11", 0.5)]
+    kept = recommend_frame("stay", {}, queries, top_k=10)
+    assert list(kept[["query", "to_rome", "to_region", "rank"]].itertuples(index=False, name=None)) == [
+        (0, "A1101", "84", 1),
+        (1, "Z9999", "11", 1),
+    ]
 
 
 def test_metrics_of_a_hand_built_ranking(spark: SparkSession):
@@ -98,13 +104,15 @@ def test_metrics_of_a_hand_built_ranking(spark: SparkSession):
     )  # fmt: skip
     row = metrics(examples, ranked).first().asDict()
     assert row["examples"] == 3
-    assert row["hit@1"] == pytest.approx(1 / 3) and row["hit@5"] == pytest.approx(2 / 3)
+    assert row["hit_at_1"] == pytest.approx(1 / 3) and row["hit_at_5"] == pytest.approx(2 / 3)
     assert row["mrr"] == pytest.approx((1 + 1 / 3) / 3)
-    assert row["ndcg@10"] == pytest.approx((1 + 0.5) / 3)
+    assert row["ndcg_at_10"] == pytest.approx((1 + 0.5) / 3)
     assert row["coverage"] == pytest.approx(2 / 3)  # C/84 is never offered
     # top scores 0.9 (hit), 0.5 (miss), 0.4 (miss): bins 9, 5, 4 -> (0.1 + 0.5 + 0.4) / 3
     assert row["calibration"] == pytest.approx((0.1 + 0.5 + 0.4) / 3)
-    by_sex = {r["value"]: r["hit@1"] for r in segment_metrics(examples, ranked, segments=("sex",)).collect()}
+    by_sex = {
+        r["value"]: r["hit_at_1"] for r in segment_metrics(examples, ranked, segments=("sex",)).collect()
+    }
     assert by_sex == {"F": pytest.approx(0.5), "M": pytest.approx(0.0)}
 
 

@@ -2,8 +2,8 @@
 model gave it.
 
 Per example, ``truth_rank`` is the rank of the true (``to_rome``, ``to_region``) in the list (null when
-absent). ``hit@k``: share of examples with ``truth_rank <= k``. ``mrr``: mean of ``1 / truth_rank`` (0 when
-absent). ``ndcg@10``: with one relevant destination, mean of ``1 / log2(truth_rank + 1)`` when the rank is
+absent). ``hit_at_k``: share of examples with ``truth_rank <= k``. ``mrr``: mean of ``1 / truth_rank`` (0 when
+absent). ``ndcg_at_10``: with one relevant destination, mean of ``1 / log2(truth_rank + 1)`` when the rank is
 at most 10, else 0. ``coverage``: the share of the true destinations of the window that some example got
 in its top 10 (a model that recommends the same few destinations to all covers little). ``calibration``:
 expected calibration error of the top-1 score, over 10 equal-width bins of the score, ``sum |mean score -
@@ -21,7 +21,7 @@ from pyspark.sql import functions as F
 from mobility.recommend.examples import DESTINATION, SEGMENTS
 
 KS = (1, 5, 10)
-METRICS = ("examples", *(f"hit@{k}" for k in KS), "mrr", "ndcg@10", "coverage", "calibration")
+METRICS = ("examples", *(f"hit_at_{k}" for k in KS), "mrr", "ndcg_at_10", "coverage", "calibration")
 
 
 def truth_ranks(examples_df: DataFrame, ranked: DataFrame) -> DataFrame:
@@ -37,9 +37,9 @@ def _metric_columns() -> list:
     rank = F.col("truth_rank")
     return [
         F.count(F.lit(1)).alias("examples"),
-        *(F.avg(F.when(rank <= k, 1.0).otherwise(0.0)).alias(f"hit@{k}") for k in KS),
+        *(F.avg(F.when(rank <= k, 1.0).otherwise(0.0)).alias(f"hit_at_{k}") for k in KS),
         F.avg(F.coalesce(1.0 / rank, F.lit(0.0))).alias("mrr"),
-        F.avg(F.when(rank <= 10, 1.0 / F.log2(rank + 1)).otherwise(0.0)).alias("ndcg@10"),
+        F.avg(F.when(rank <= 10, 1.0 / F.log2(rank + 1)).otherwise(0.0)).alias("ndcg_at_10"),
     ]
 
 
@@ -56,14 +56,14 @@ def metrics(examples_df: DataFrame, ranked: DataFrame, *, by: Sequence[str] = ()
         .groupBy(*by)
         .agg(F.avg(F.coalesce(F.col("_offered"), F.lit(0)).cast("double")).alias("coverage"))
     )
-    bins = scored.withColumn("_bin", F.least(F.floor(F.coalesce("top_score", F.lit(0.0)) * 10), F.lit(9)))
-    per_bin = bins.groupBy(*by, "_bin").agg(
-        F.count(F.lit(1)).alias("_n"),
-        F.avg(F.coalesce("top_score", F.lit(0.0))).alias("_score"),
-        F.avg(F.when(F.col("truth_rank") == 1, 1.0).otherwise(0.0)).alias("_hit"),
-    )
-    calibration = per_bin.groupBy(*by).agg(
-        (F.sum(F.abs(F.col("_score") - F.col("_hit")) * F.col("_n")) / F.sum("_n")).alias("calibration")
+    calibration = (
+        _bins(scored, by)
+        .groupBy(*by)
+        .agg(
+            (
+                F.sum(F.abs(F.col("mean_score") - F.col("hit_rate")) * F.col("examples")) / F.sum("examples")
+            ).alias("calibration")
+        )
     )
     joined = (
         base.join(coverage, list(by), "left").join(calibration, list(by), "left")
@@ -71,6 +71,25 @@ def metrics(examples_df: DataFrame, ranked: DataFrame, *, by: Sequence[str] = ()
         else (base.crossJoin(coverage).crossJoin(calibration))
     )
     return joined.select(*by, *METRICS)
+
+
+def _bins(scored: DataFrame, by: Sequence[str] = ()) -> DataFrame:
+    top = F.coalesce("top_score", F.lit(0.0))
+    return (
+        scored.withColumn("bin", F.least(F.floor(top * 10), F.lit(9)).cast("int"))
+        .groupBy(*by, "bin")
+        .agg(
+            F.count(F.lit(1)).alias("examples"),
+            F.avg(top).alias("mean_score"),
+            F.avg(F.when(F.col("truth_rank") == 1, 1.0).otherwise(0.0)).alias("hit_rate"),
+        )
+    )
+
+
+def reliability(examples_df: DataFrame, ranked: DataFrame) -> DataFrame:
+    """The reliability diagram's points: per tenth of the top-1 score, ``examples``, ``mean_score`` and
+    ``hit_rate`` (the share whose first recommendation was right)."""
+    return _bins(truth_ranks(examples_df, ranked)).orderBy("bin")
 
 
 def segment_metrics(

@@ -1,0 +1,232 @@
+"""``mobility train``: fit each recommender on the training window, evaluate it on the validation and test
+windows through the very model it logs, and track it in MLflow (one run per model in the experiment of
+``mlflow.experiment``, registered as ``train.model_name``; see ``mobility.tracking`` for the aliases).
+
+The models are scored per distinct origin state (``state_id``), then joined back to the examples, so the
+cost of scoring grows with the states, not with the examples.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: plots are files
+import matplotlib.pyplot as plt  # noqa: E402
+import mlflow  # noqa: E402
+import pandas as pd  # noqa: E402
+from mlflow.models import infer_signature  # noqa: E402
+from pyspark import StorageLevel  # noqa: E402
+from pyspark.sql import DataFrame  # noqa: E402
+from pyspark.sql import functions as F  # noqa: E402
+
+from mobility.config import Settings  # noqa: E402
+from mobility.lake import Lake  # noqa: E402
+from mobility.recommend.evaluate import METRICS, metrics, reliability, segment_metrics  # noqa: E402
+from mobility.recommend.examples import STATE, Windows, examples, split, windows  # noqa: E402
+from mobility.recommend.models import MODELS, markov_tables, popular_tables  # noqa: E402
+from mobility.recommend.pyfunc import INPUT_COLUMNS, TableRecommender, recommend_frame, score_states  # noqa: E402
+from mobility.tracking import (  # noqa: E402
+    Decision,
+    champion_version,
+    configure,
+    data_versions,
+    log_data,
+    logged_data,
+    promote,
+)
+
+log = logging.getLogger(__name__)
+
+INPUTS = ("gold.transitions", "silver.seekers")
+SELECTION_METRIC = "ndcg_at_10"
+
+
+@dataclass(frozen=True)
+class Trained:
+    model: str
+    run_id: str
+    model_uri: str
+    version: int
+    test: dict[str, float]
+    decision: Decision
+
+
+def with_state_id(df: DataFrame) -> DataFrame:
+    """A stable id of the origin state (nulls included), so that equal states are scored once."""
+    parts = [F.coalesce(F.col(c).cast("string"), F.lit("\u2205")) for c in STATE]
+    return df.withColumn("state_id", F.sha2(F.concat_ws("|", *parts), 256).substr(1, 20))
+
+
+def learning_data(
+    lake: Lake, settings: Settings, versions: dict[str, int] | None = None
+) -> tuple[DataFrame, Windows]:
+    """The examples (at the given Delta versions, else the current ones) and the windows of the split."""
+    versions = versions or {}
+    t = settings.train
+    df = examples(
+        lake.read("gold.transitions", versions.get("gold.transitions")),
+        lake.read("silver.seekers", versions.get("silver.seekers")),
+        age_bands=t.age_bands,
+        search_bands=t.search_bands,
+    )
+    df = with_state_id(df).persist(StorageLevel.MEMORY_AND_DISK)
+    return df, windows(df, valid_months=t.valid_months, test_months=t.test_months, cutoff=t.cutoff)
+
+
+def fit_tables(kind: str, train: DataFrame, settings: Settings) -> dict[str, pd.DataFrame]:
+    """The model's tables, in pandas: their size is bounded by occupations x regions x ``top_n``."""
+    t = settings.train
+    if kind == "stay":
+        return {}
+    if kind == "popular":
+        tables = popular_tables(train, top_n=t.top_n)
+    elif kind == "markov":
+        tables = markov_tables(train, alpha=t.smoothing, top_n=t.top_n)
+    else:
+        raise ValueError(f"model {kind!r}: expected one of {', '.join(MODELS)}")
+    return {level: df.toPandas() for level, df in tables.items()}
+
+
+def ranked_examples(examples_df: DataFrame, model_uri: str, *, top_k: int, tracking_uri: str) -> DataFrame:
+    """Each example's ranked destinations from the logged model, its states scored once."""
+    states = examples_df.select("state_id", *INPUT_COLUMNS).dropDuplicates(["state_id"])
+    scored = score_states(states, model_uri, top_k=top_k, tracking_uri=tracking_uri)
+    return examples_df.select("example_id", "state_id").join(scored, "state_id").drop("state_id")
+
+
+def _log_model(kind: str, tables: dict[str, pd.DataFrame], sample: pd.DataFrame, folder: Path) -> str:
+    paths = {}
+    for level, df in tables.items():
+        paths[level] = str(folder / f"{level}.parquet")
+        df.to_parquet(paths[level], index=False)
+    output = recommend_frame(kind, tables, sample, top_k=10)
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=TableRecommender(),
+        artifacts=paths,
+        model_config={"kind": kind},
+        signature=infer_signature(sample, output, params={"top_k": 10}),
+        input_example=sample,
+    )
+    return info.model_uri
+
+
+def _log_plots(rel: pd.DataFrame, folder: Path) -> None:
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
+    ax.plot(rel["mean_score"], rel["hit_rate"], marker="o", label="model")
+    ax.set_xlabel("top-1 score")
+    ax.set_ylabel("share of right first recommendations")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(folder / "reliability.png", dpi=100)
+    plt.close(fig)
+    mlflow.log_artifact(str(folder / "reliability.png"))
+
+
+def train_model(
+    lake: Lake, settings: Settings, kind: str, data: DataFrame, w: Windows, versions: dict[str, dict]
+) -> Trained:
+    """One model: fit, log, evaluate through the logged model, register, decide the champion."""
+    t = settings.train
+    uri = settings.mlflow.tracking_uri
+    parts = split(data, w)
+    started = time.monotonic()
+    with mlflow.start_run(run_name=kind) as run, tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        mlflow.log_params(
+            {
+                "model": kind,
+                **{k: str(v) for k, v in t.model_dump(mode="json").items()},
+                "window.cutoff": w.cutoff.isoformat(),
+                "window.test_start": w.test_start.isoformat(),
+                "window.test_end": w.test_end.isoformat(),
+            }
+        )
+        log_data(versions)
+        tables = fit_tables(kind, parts["train"], settings)
+        sample = parts["test"].select(*INPUT_COLUMNS).limit(5).toPandas()
+        model_uri = _log_model(kind, tables, sample, folder)
+        scores: dict[str, dict[str, float]] = {}
+        for window in ("valid", "test"):
+            ranked = ranked_examples(parts[window], model_uri, top_k=t.top_k, tracking_uri=uri)
+            ranked = ranked.persist(StorageLevel.MEMORY_AND_DISK)
+            row = metrics(parts[window], ranked).first().asDict()  # one row
+            scores[window] = {m: float(row[m] or 0.0) for m in METRICS}
+            mlflow.log_metrics({f"{window}_{m}": v for m, v in scores[window].items()})
+            if window == "test":
+                segments = segment_metrics(parts[window], ranked).toPandas()  # segments x values
+                segments.to_csv(folder / "segments.csv", index=False)
+                mlflow.log_artifact(str(folder / "segments.csv"))
+                _log_plots(reliability(parts[window], ranked).toPandas(), folder)
+            ranked.unpersist()
+        version = int(mlflow.register_model(model_uri, t.model_name).version)
+        champion_score = _champion_score(parts["test"], settings)
+        client = mlflow.MlflowClient(uri)
+        decision = promote(
+            client,
+            t.model_name,
+            version,
+            scores["test"][SELECTION_METRIC],
+            champion_score,
+            min_gain=t.min_gain,
+        )
+        reason = decision.reason(SELECTION_METRIC, t.min_gain)
+        mlflow.set_tags({"champion_decision": reason, "registered_version": str(version)})
+        mlflow.log_dict(
+            {
+                "version": version,
+                "promoted": decision.promoted,
+                "challenger_test_ndcg_at_10": decision.challenger_score,
+                "champion_test_ndcg_at_10": decision.champion_score,
+                "champion_version_before": decision.champion_version,
+                "champion_version_after": champion_version(client, t.model_name),
+            },
+            "champion_decision.json",
+        )
+        log.info("train: %s in %.1f s, test %s; %s", kind, time.monotonic() - started,
+                 {k: round(v, 4) for k, v in scores["test"].items()}, reason)  # fmt: skip
+        return Trained(kind, run.info.run_id, model_uri, version, scores["test"], decision)
+
+
+def _champion_score(test: DataFrame, settings: Settings) -> float | None:
+    """The current champion's NDCG@10 on these test examples (None without a champion)."""
+    t = settings.train
+    uri = settings.mlflow.tracking_uri
+    if champion_version(mlflow.MlflowClient(uri), t.model_name) is None:
+        return None
+    ranked = ranked_examples(test, f"models:/{t.model_name}@champion", top_k=t.top_k, tracking_uri=uri)
+    return float(metrics(test, ranked).first()[SELECTION_METRIC] or 0.0)
+
+
+def train(lake: Lake, settings: Settings, *, models: tuple[str, ...] = MODELS) -> list[Trained]:
+    """Train, log and register each model in order (see the module docstring)."""
+    configure(settings.mlflow)  # fails before any work when the tracking store is unusable
+    versions = data_versions(lake, INPUTS)
+    data, w = learning_data(lake, settings, {t: int(v["version"]) for t, v in versions.items()})
+    log.info("train: windows train < %s <= valid < %s <= test < %s", w.cutoff, w.test_start, w.test_end)
+    try:
+        return [train_model(lake, settings, kind, data, w, versions) for kind in models]
+    finally:
+        data.unpersist()
+
+
+def reproduce(lake: Lake, settings: Settings, run_id: str) -> Trained:
+    """Retrain the model of ``run_id`` on the Delta versions it read (time travel) and its windows."""
+    configure(settings.mlflow)
+    run = mlflow.get_run(run_id)
+    params = run.data.params
+    versions = logged_data(run_id)
+    data, w = learning_data(lake, settings, versions)
+    w = Windows(*(pd.Timestamp(params[f"window.{k}"]).date() for k in ("cutoff", "test_start", "test_end")))
+    recorded = {t: {"path": lake.path(t), "version": v} for t, v in versions.items()}
+    try:
+        return train_model(lake, settings, params["model"], data, w, recorded)
+    finally:
+        data.unpersist()

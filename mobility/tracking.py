@@ -1,0 +1,113 @@
+"""MLflow: where runs go, what data a run read, and the registry's champion/challenger aliases.
+
+Every run records the path and Delta version of each table it read (params ``data.<table>`` and the
+artifact ``data_versions.json``), which is what lets ``mobility train --reproduce RUN_ID`` read the same
+rows by time travel. A new model version gets the alias ``challenger``; ``champion`` moves to it only when
+its score beats the current champion's, measured on the same examples, by ``min_gain``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from mobility.config import MlflowSettings
+from mobility.errors import MobilityError
+from mobility.lake import Lake
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+class TrackingError(MobilityError):
+    """The tracking server cannot be reached, or a run or model asked for does not exist."""
+
+
+def configure(settings: MlflowSettings) -> MlflowClient:
+    """Point MLflow at the tracking store and experiment of the settings, and check it answers before any
+    work starts (a server that is down fails here, not after training)."""
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    client = MlflowClient(settings.tracking_uri)
+    try:
+        if client.get_experiment_by_name(settings.experiment) is None:
+            location = None if settings.tracking_uri.startswith("http") else settings.artifact_root.as_uri()
+            client.create_experiment(settings.experiment, artifact_location=location)
+        mlflow.set_experiment(settings.experiment)
+    except MlflowException as error:
+        raise TrackingError(
+            f"MLflow tracking at {settings.tracking_uri} unusable: {error.message}"
+        ) from error
+    except Exception as error:  # connection refused, timeouts: the REST client's own errors
+        raise TrackingError(f"MLflow tracking at {settings.tracking_uri} unreachable: {error}") from error
+    return client
+
+
+def data_versions(lake: Lake, tables: tuple[str, ...]) -> dict[str, dict[str, object]]:
+    """Path and current Delta version of each table."""
+    return {table: {"path": lake.path(table), "version": lake.version(table)} for table in tables}
+
+
+def log_data(versions: dict[str, dict[str, object]]) -> None:
+    mlflow.log_params({f"data.{table}": f"{v['version']}" for table, v in versions.items()})
+    mlflow.log_dict(versions, "data_versions.json")
+
+
+def logged_data(run_id: str) -> dict[str, int]:
+    """The Delta version of each table a run read."""
+    run = mlflow.get_run(run_id)
+    return {
+        key[len("data.") :]: int(value) for key, value in run.data.params.items() if key.startswith("data.")
+    }
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether ``champion`` moved to the new version, and the scores compared."""
+
+    version: int
+    promoted: bool
+    challenger_score: float
+    champion_score: float | None
+    champion_version: int | None
+
+    def reason(self, metric: str, min_gain: float) -> str:
+        if self.champion_version is None:
+            return f"version {self.version} is the first champion ({metric} {self.challenger_score:.4f})"
+        verb = "beats" if self.promoted else "does not beat"
+        return (
+            f"version {self.version} ({metric} {self.challenger_score:.4f}) {verb} champion version "
+            f"{self.champion_version} ({self.champion_score:.4f}) by {min_gain}"
+        )
+
+
+def champion_version(client: MlflowClient, name: str) -> int | None:
+    try:
+        return int(client.get_model_version_by_alias(name, CHAMPION).version)
+    except MlflowException:
+        return None
+
+
+def promote(
+    client: MlflowClient,
+    name: str,
+    version: int,
+    challenger_score: float,
+    champion_score: float | None,
+    *,
+    min_gain: float,
+) -> Decision:
+    """Give ``version`` the alias ``challenger``, and ``champion`` when it wins (or there is none)."""
+    current = champion_version(client, name)
+    client.set_registered_model_alias(name, CHALLENGER, str(version))
+    promoted = current is None or (
+        champion_score is not None and challenger_score >= champion_score + min_gain
+    )
+    if promoted:
+        client.set_registered_model_alias(name, CHAMPION, str(version))
+    return Decision(version, promoted, challenger_score, champion_score if current else None, current)
