@@ -16,7 +16,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("step", ["train", "recommend", "paths", "report"])
+@pytest.mark.parametrize("step", ["recommend", "paths", "report"])
 def test_steps_not_built_yet_say_so_and_exit_non_zero(step: str):
     result = run("--profile", "test", step, "--input", "somewhere")
     assert result.returncode == 1
