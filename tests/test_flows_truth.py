@@ -20,9 +20,9 @@ The estimator
 
 What can be asserted at 100k seekers
     A 100k run has 77,109 hires spread over 6,803 of the 9,027 origins: the biggest origin (M1203 in
-    Ile-de-France) has 371 hires and none has 500, so the issue's figure is vacuous there
-    (``test_a_handful_of_origins_have_500_moves`` is a strict xfail that says so; at 500k seekers 56
-    origins have 500 hires). The threshold is also within sampling noise at 500 hires: a perfect estimator
+    Ile-de-France) has 371 hires and none has 500, so the issue's figure cannot be asserted there (a test
+    over no origin could not fail); ``bench/truth.py`` measures it at larger N (at 500k seekers 56 origins
+    have 500 hires). The threshold is also within sampling noise at 500 hires: a perfect estimator
     (a multinomial draw of the truth itself) has a TVD of 0.04-0.11, mean about 0.07, at 500 draws, and
     reaches 0.1 for a few percent of origins (at 500k seekers one origin of 56 does, TVD 0.102 with 512
     hires, while the hires-weighted mean TVD equals the perfect estimator's: 0.0546 against 0.0543). So the
@@ -55,9 +55,7 @@ SEEKERS = 100_000
 ONE_IN = 5  # the smaller N it must tighten from: one seeker in five of the run
 MONTHS = 36
 SEED = 42
-MIN_MOVES = 500  # the issue's origins
-MAX_TVD = 0.1  # the issue's threshold
-HANDFUL = 5
+MIN_MOVES = 500  # the issue's origins (summary figures)
 NOISE_MIN_MOVES = 50  # origins whose TVD is compared with sampling noise
 NOISE_DRAWS = 200
 NOISE_MARGIN = 1.1  # moves-weighted TVD may exceed the sampling noise's by 10% (its own noise: ~2%)
@@ -206,23 +204,6 @@ def test_every_hire_is_estimated_on_an_origin_the_truth_knows(run: Run):
         ~flows["hires"].eqNullSafe(transitions["hires"])
     )
     assert differ.isEmpty()
-
-
-def test_tvd_is_under_0_1_for_every_origin_with_500_moves(run: Run):
-    """The issue's figure, on every origin that reaches 500 hires (none at 100k seekers: next test)."""
-    big = run.figures[run.figures["moves"] >= MIN_MOVES]
-    over = big[big["tvd"] >= MAX_TVD]
-    assert over.empty, over
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="at 100k seekers (36 months) no (occupation, region) origin reaches 500 hires: 77,109 hires over "
-    "6,803 origins, the biggest (M1203, region 11) has 371; one origin reaches 500 near 150k seekers, five "
-    "near 300k, 56 at 500k (bench/truth.py)",
-)
-def test_a_handful_of_origins_have_500_moves(run: Run):
-    assert (run.figures["moves"] >= MIN_MOVES).sum() >= HANDFUL
 
 
 def test_estimates_are_as_close_to_the_truth_as_sampling_allows(run: Run):
