@@ -119,6 +119,17 @@ def partition_by(name: str) -> tuple[str, ...]:
     return (PARTITIONS[name][0],) if name in PARTITIONS else ()
 
 
+def _replace(lake: Lake, name: str, df: DataFrame, condition: str) -> None:
+    """Replace the rows of ``gold.<name>`` matching ``condition``, one file per partition."""
+    lake.replace_where(_one_file_per_partition(name, df), f"gold.{name}", condition, partition_by(name))
+
+
+def _one_file_per_partition(name: str, df: DataFrame) -> DataFrame:
+    """Each task writes a file per partition value it holds: gather each value in one task first (a month
+    of the largest table, transitions, is a few hundred thousand rows at France's scale)."""
+    return df.repartition(*(F.col(c) for c in partition_by(name))) if name in PARTITIONS else df
+
+
 def _sql_dates(dates: Iterable[date]) -> str:
     return ", ".join(f"DATE'{d.isoformat()}'" for d in sorted(set(dates)))
 
@@ -140,7 +151,8 @@ def write_full(lake: Lake, options: FlowsSettings) -> dict[str, int]:
     counts: dict[str, int] = {}
     try:
         for name, df in gold.items():
-            lake.overwrite(partitioned(name, df), f"gold.{name}", partition_by(name))
+            table = _one_file_per_partition(name, partitioned(name, df))
+            lake.overwrite(table, f"gold.{name}", partition_by(name))
             counts[f"gold.{name} rows"] = lake.read(f"gold.{name}").count()
     finally:
         lake.spark.catalog.clearCache()
@@ -240,8 +252,7 @@ def refresh(lake: Lake, options: FlowsSettings) -> dict[str, int] | None:
             in_months = F.col("move_month").isin(months)
             kept = lake.read("gold.transitions").where(in_months).join(seekers, "seeker_id", "left_anti")
             rows = kept.select(*columns).unionByName(new_tr.where(in_months).select(*columns))
-            lake.replace_where(rows, "gold.transitions", f"move_month IN ({_sql_dates(months)})",
-                               partition_by("transitions"))  # fmt: skip
+            _replace(lake, "transitions", rows, f"move_month IN ({_sql_dates(months)})")
         counts["transition months replaced"] = len(months)
 
         # 3. market facts delta, market tables from the first touched month on
@@ -261,16 +272,14 @@ def refresh(lake: Lake, options: FlowsSettings) -> dict[str, int] | None:
         if fact_months:
             current = lake.read("gold.market_facts").where(F.col("month").isin(fact_months))
             updated = _summed(current.select(*FACT_KEYS, *MEASURES).unionByName(delta))
-            lake.replace_where(updated, "gold.market_facts", f"month IN ({_sql_dates(fact_months)})",
-                               partition_by("market_facts"))  # fmt: skip
+            _replace(lake, "market_facts", updated, f"month IN ({_sql_dates(fact_months)})")
             all_facts = lake.read("gold.market_facts")
             first_fact = all_facts.agg(F.min("month")).first()[0]
             calendar = max(add_months(first_touched, -(options.rolling_months - 1)), first_fact)
             since_first = f"month >= DATE'{first_touched.isoformat()}'"
             tables = market_tables(all_facts, rolling_months=options.rolling_months, first_month=calendar)
             for name, df in tables.items():
-                lake.replace_where(df.where(F.col("month") >= F.lit(first_touched)), f"gold.{name}",
-                                   since_first, partition_by(name))  # fmt: skip
+                _replace(lake, name, df.where(F.col("month") >= F.lit(first_touched)), since_first)
         counts["fact months changed"] = len(fact_months)
 
         # 4. per-period tables of the touched periods
@@ -289,7 +298,7 @@ def refresh(lake: Lake, options: FlowsSettings) -> dict[str, int] | None:
             )
             chosen = transitions.where(condition).drop("period_start")
             for name, df in flows_tables(chosen, lake.read("gold.market"), period=options.period).items():
-                lake.replace_where(df.where(condition), f"gold.{name}", condition, partition_by(name))
+                _replace(lake, name, df.where(condition), condition)
         log.info("flows: periods recomputed: %s", condition or "none")
 
         # 5. indicators over every period
