@@ -23,6 +23,8 @@ from datetime import date
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from mobility.gold import add_months
+
 DAYS_PER_MONTH = 30.4375
 STATE = ("from_rome", "from_dept", "from_region", "search_band", "age_band", "education")
 DESTINATION = ("to_rome", "to_region")
@@ -75,11 +77,6 @@ class Windows:
     test_end: date
 
 
-def _add_months(day: date, months: int) -> date:
-    index = day.year * 12 + day.month - 1 + months
-    return date(index // 12, index % 12 + 1, 1)
-
-
 def windows(
     examples_df: DataFrame, *, valid_months: int, test_months: int, cutoff: date | None = None
 ) -> Windows:
@@ -88,10 +85,10 @@ def windows(
         last = examples_df.agg(F.max("date")).first()[0]  # one value
         if last is None:
             raise ValueError("no hire to learn from: gold.transitions holds no move of kind hire")
-        cutoff = _add_months(last, 1 - valid_months - test_months)
+        cutoff = add_months(last, 1 - valid_months - test_months)
     cutoff = cutoff.replace(day=1)
-    test_start = _add_months(cutoff, valid_months)
-    return Windows(cutoff, test_start, _add_months(test_start, test_months))
+    test_start = add_months(cutoff, valid_months)
+    return Windows(cutoff, test_start, add_months(test_start, test_months))
 
 
 def split(examples_df: DataFrame, w: Windows) -> dict[str, DataFrame]:
