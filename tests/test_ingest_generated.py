@@ -122,3 +122,46 @@ def test_flows_step_writes_gold_tables_whose_flows_sum_to_the_transitions(gold, 
     assert flows_moves == transitions.count()
     for table in ("gold.market", "gold.market_departement", "gold.flows_region", "gold.region_balance"):
         assert lake_with_ref.read(table).count() > 0, table
+
+
+# --------------------------------------------------------------------------------------- published views
+
+
+@pytest.fixture(scope="module")
+def gold_frames(gold, lake_with_ref: Lake) -> dict:
+    from mobility.publish import GOLD_TABLES
+
+    return {name: lake_with_ref.read(f"gold.{name}") for name in GOLD_TABLES}
+
+
+@pytest.fixture(scope="module")
+def published(gold_frames) -> dict:
+    from mobility.publish import publish
+
+    return {name: df.localCheckpoint(eager=False) for name, df in publish(gold_frames, min_cell=5).items()}
+
+
+def test_published_views_of_generated_data_show_no_small_count_and_resist_the_lp_attack(
+    published, gold_frames
+):
+    from tests.test_publish import DERIVED, PEOPLE, attack_flows_occupation, attack_flows_region
+
+    for name, df in published.items():
+        counts = (*PEOPLE[name], *DERIVED.get(name, ()))
+        small = [F.count(F.when(F.expr(f"{c} > 0 AND {c} < 5"), 1)).alias(c) for c in counts]
+        got = df.select(*small, F.count(F.when(F.col("suppressed"), 1)).alias("suppressed")).first().asDict()
+        assert got.pop("suppressed") > 0, name  # generated data are small: every table has some
+        assert got == dict.fromkeys(counts, 0), name
+    moves = published["published_occupation_mobility"].select(F.explode("top_destinations.moves"))
+    assert moves.where("col < 5").count() == 0
+
+    regions = attack_flows_region(
+        gold_frames["flows_region"],
+        published["published_flows_region"],
+        published["published_region_balance"],
+    )
+    assert not regions, f"flows_region cells recovered: {regions}"
+    occupations = attack_flows_occupation(
+        gold_frames["flows_occupation"], published["published_flows_occupation"]
+    )
+    assert not occupations, f"flows_occupation cells recovered: {occupations}"
