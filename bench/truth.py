@@ -30,11 +30,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the project root: tests.test_flows_truth holds the estimator
 
+from mobility import gold as gold_tables  # noqa: E402
 from mobility import reference, synth  # noqa: E402
 from mobility.config import load_settings  # noqa: E402
 from mobility.ingest import ingest  # noqa: E402
 from mobility.lake import Lake  # noqa: E402
-from mobility.pipeline import write_flows  # noqa: E402
 from mobility.spark import get_spark  # noqa: E402
 from tests.test_flows_truth import (  # noqa: E402
     ORIGIN,
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace, seekers: int, ref_root: Path) -> dict:
     timed("generate", synth.generate, spark, lake, settings, seekers=seekers, months=args.months,
           seed=args.seed, out=data, dirty_rate=0.0)  # fmt: skip
     timed("ingest", ingest, lake, settings, data, batch_id=f"truth-{seekers}")
-    gold = timed("flows", write_flows, lake, settings.flows)
+    gold = timed("flows", gold_tables.write, lake, settings.flows)
     figures = timed("tvd", origin_figures, lake, data)
     sample = timed("tvd_sample", origin_figures, lake, data, transition_hire_counts(lake, one_in=args.one_in))
     both = figures.merge(sample, on=ORIGIN, suffixes=("", "_sample"))

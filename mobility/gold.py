@@ -21,8 +21,8 @@ What a refresh does
        earlier, so every recomputed window is whole).
     4. ``gold.flows`` and the per-period tables (by ``period_start``): the periods holding a changed
        transition month, and every period from the first touched market month's on.
-    5. ``occupation_mobility`` and ``unusual_pairs`` (over every period), and the published views, are small
-       aggregates of the tables above: rebuilt whole.
+    5. ``occupation_mobility`` and ``unusual_pairs`` (over every period) are small aggregates of the tables
+       above: rebuilt whole (as are the published views after, by ``mobility.publish.write``).
     A refresh falls back to a full build when the state of the last build is missing, when the flows
     settings or the reference tables changed since, or when silver changed in a way no batch explains.
 

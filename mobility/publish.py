@@ -120,6 +120,7 @@ thing collected is the number of cells changed per table in a round.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -129,12 +130,12 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from mobility.config import PrivacySettings
 from mobility.errors import MobilityError
+from mobility.lake import Lake
 
 log = logging.getLogger(__name__)
 
-MIN_CELL = 5
-MAX_ROUNDS = 20
 GOLD_TABLES = (
     "flows",
     "flows_region",
@@ -230,7 +231,7 @@ def solve(
     members: DataFrame,
     links: DataFrame | None = None,
     *,
-    max_rounds: int = MAX_ROUNDS,
+    max_rounds: int,
 ) -> DataFrame:
     """Secondary suppression to a fixpoint: the general building block.
 
@@ -351,8 +352,8 @@ def suppress(
     keys: Sequence[str],
     count: str,
     lines: Sequence[Line],
-    min_cell: int = MIN_CELL,
-    max_rounds: int = MAX_ROUNDS,
+    min_cell: int,
+    max_rounds: int,
     *,
     table: str = "cells",
     lower: int = 1,
@@ -761,9 +762,7 @@ def _published_market(table: str, df: DataFrame, keys: Sequence[str], state: Dat
     return joined.select(*_published([*keys, *MARKET_COLUMNS], withheld))
 
 
-def publish(
-    gold: Mapping[str, DataFrame], *, min_cell: int = MIN_CELL, max_rounds: int = MAX_ROUNDS
-) -> dict[str, DataFrame]:
+def publish(gold: Mapping[str, DataFrame], *, min_cell: int, max_rounds: int) -> dict[str, DataFrame]:
     """The published views of the gold tables (see the module docstring for every rule).
 
     ``gold``: the frames of ``gold.<name>`` keyed by name: ``flows``, ``flows_region``, ``flows_occupation``,
@@ -800,3 +799,46 @@ def publish(
         gold["occupation_mobility"], state, min_cell
     )
     return {name: out[name] for name in (f"published_{t}" for t in GOLD_TABLES)}
+
+
+STATE = "gold.published_state"
+
+
+def _state(lake: Lake, privacy: PrivacySettings) -> str:
+    """What the views are built from: the settings and the Delta version of every gold table read."""
+    versions = {t: lake.version(f"gold.{t}") for t in GOLD_TABLES}
+    return json.dumps({"min_cell": privacy.min_cell, "max_rounds": privacy.max_suppression_rounds,
+                       "gold": versions}, sort_keys=True)  # fmt: skip
+
+
+def up_to_date(lake: Lake, privacy: PrivacySettings) -> bool:
+    """The published views were built from the current gold tables under the current settings."""
+    if not (lake.exists(STATE) and all(lake.exists(f"gold.published_{t}") for t in GOLD_TABLES)):
+        return False
+    last = lake.read(STATE).orderBy(F.col("built_at").desc()).first()  # one row per build
+    return last is not None and last["state"] == _state(lake, privacy)
+
+
+def write(lake: Lake, privacy: PrivacySettings) -> dict[str, int]:
+    """Replace every ``gold.published_*`` table by the published views of the current gold tables, unless
+    they are up to date; return rows and suppressed rows per table. Rebuilt whole: the views are small
+    aggregates, and secondary suppression links cells across periods, so a partial rebuild is not exact."""
+    if up_to_date(lake, privacy):
+        log.info("publish: the published views are up to date with the gold tables")
+        return {"published views up to date": 1}
+    began = time.monotonic()
+    state = _state(lake, privacy)
+    gold = {t: lake.read(f"gold.{t}") for t in GOLD_TABLES}
+    views = publish(gold, min_cell=privacy.min_cell, max_rounds=privacy.max_suppression_rounds)
+    counts: dict[str, int] = {}
+    for name, df in views.items():
+        lake.overwrite(df, f"gold.{name}")
+        written = lake.read(f"gold.{name}")
+        figures = written.agg(F.count(F.lit(1)), F.count(F.when(F.col("suppressed"), 1))).first()  # one row
+        counts[f"gold.{name} rows"], counts[f"gold.{name} suppressed rows"] = figures[0], figures[1]
+        log.info("publish: wrote gold.%s: %d rows, %d with suppressed cells", name, figures[0], figures[1])
+    row = lake.spark.createDataFrame([(state,)], "state string").withColumn("built_at", F.current_timestamp())
+    lake.append(row, STATE)
+    seconds = time.monotonic() - began
+    log.info("publish: %d views, min_cell %d, in %.1f s", len(views), privacy.min_cell, seconds)
+    return counts

@@ -41,11 +41,11 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from mobility import gold as gold_tables
 from mobility import synth
 from mobility.config import Settings
 from mobility.ingest import ingest
 from mobility.lake import Lake
-from mobility.pipeline import write_flows
 
 pytestmark = pytest.mark.slow
 
@@ -183,7 +183,7 @@ def run(ref_lake: Lake, lake_with_ref: Lake, settings: Settings, tmp_path_factor
         dirty_rate=0.0,
     )
     ingest(lake_with_ref, settings, folder, batch_id="truth")
-    gold = write_flows(lake_with_ref, settings.flows)
+    gold = gold_tables.write(lake_with_ref, settings.flows)
     return Run(SEEKERS, folder, lake_with_ref, gold, origin_figures(lake_with_ref, folder))
 
 

@@ -16,13 +16,17 @@ from mobility.gold import MONTHLY, PER_PERIOD, add_months, period_start_date
 from mobility.ingest import ingest
 from mobility.lake import Lake
 from mobility.pipeline import write_flows
+from mobility.publish import GOLD_TABLES
 from mobility.synth.extract import write_extract
 
 pytestmark = pytest.mark.slow
 
 FIRST_CUT = date(2022, 9, 30)
 SECOND_CUT = date(2022, 10, 31)
-TABLES = ("transitions", *MONTHLY, *PER_PERIOD, "occupation_mobility", "unusual_pairs")
+TABLES = (
+    "transitions", *MONTHLY, *PER_PERIOD, "occupation_mobility", "unusual_pairs",
+    *(f"published_{name}" for name in GOLD_TABLES),
+)  # fmt: skip
 
 
 def test_extract_keeps_what_was_known_on_the_date(tmp_path: Path):
@@ -84,10 +88,10 @@ def refreshed(lake_with_ref: Lake, settings: Settings, batches: tuple[Path, Path
     lake = lake_with_ref
     first, second = batches
     ingest(lake, settings, first, batch_id="september")
-    built = write_flows(lake, settings.flows)
+    built = write_flows(lake, settings)
     assert "mode: full" in built
     ingest(lake, settings, second, batch_id="october")
-    counts = write_flows(lake, settings.flows)
+    counts = write_flows(lake, settings)
     return {"counts": counts, "versions": {name: lake.version(f"gold.{name}") for name in TABLES}}
 
 
@@ -109,7 +113,7 @@ def test_refreshed_gold_tables_equal_a_full_build_of_the_same_silver(
     refreshed, lake_with_ref: Lake, settings: Settings
 ):
     lake = lake_with_ref
-    full = write_flows(lake, settings.flows, full=True)
+    full = write_flows(lake, settings, full=True)
     assert "mode: full" in full
     for name in TABLES:
         after_refresh = lake.read(f"gold.{name}", refreshed["versions"][name])
@@ -120,6 +124,6 @@ def test_refreshed_gold_tables_equal_a_full_build_of_the_same_silver(
 
 def test_a_flows_run_with_no_new_batch_changes_nothing(refreshed, lake_with_ref: Lake, settings: Settings):
     before = lake_with_ref.version("gold.transitions")
-    counts = write_flows(lake_with_ref, settings.flows)
-    assert counts == {"mode: refresh": 1, "batches": 0}
+    counts = write_flows(lake_with_ref, settings)
+    assert counts == {"mode: refresh": 1, "batches": 0, "published views up to date": 1}
     assert lake_with_ref.version("gold.transitions") == before

@@ -28,7 +28,10 @@ from mobility.flows import (
     region_balance,
     region_flows,
 )
-from mobility.publish import MIN_CELL, Line, SuppressionError, publish, suppress
+from mobility.publish import Line, SuppressionError, publish, suppress
+
+MIN_CELL = 5  # privacy.min_cell of conf/base.yaml
+MAX_ROUNDS = 20
 
 # ------------------------------------------------------------------------------------ the LP attack
 
@@ -229,7 +232,7 @@ def test_primary_suppression_hides_counts_between_zero_and_min_cell(spark: Spark
          ("b", "y", 12, False)],
         CELLS + ", suppressed boolean",
     )  # fmt: skip
-    assertDataFrameEqual(suppress(table, ("r", "c"), "n", [], min_cell=5), expected)
+    assertDataFrameEqual(suppress(table, ("r", "c"), "n", [], min_cell=5, max_rounds=MAX_ROUNDS), expected)
 
 
 def test_a_line_with_one_suppressed_cell_gets_its_smallest_visible_cell_suppressed_ties_by_keys(
@@ -237,7 +240,7 @@ def test_a_line_with_one_suppressed_cell_gets_its_smallest_visible_cell_suppress
 ):
     # Row a: 3 is primary; 7 (a, y) and 7 (a, z) tie, the keys break it; 30 stays.
     table = cells(spark, [("a", "w", 3), ("a", "y", 7), ("a", "z", 7), ("a", "x", 30), ("b", "w", 9)])
-    got = suppress(table, ("r", "c"), "n", [Line(("r",))], min_cell=5)
+    got = suppress(table, ("r", "c"), "n", [Line(("r",))], min_cell=5, max_rounds=MAX_ROUNDS)
     assert suppressed_cells(got) == {("a", "w"), ("a", "y")}
 
 
@@ -249,7 +252,7 @@ def test_suppressed_cells_summing_to_their_number_are_pinned_and_get_one_more(sp
         [("a", "x", 1), ("a", "y", 1), ("a", "z", 8), ("a", "t", 9),
          ("b", "x", 1), ("b", "y", 2), ("b", "z", 8)],
     )  # fmt: skip
-    got = suppress(table, ("r", "c"), "n", [Line(("r",))], min_cell=5)
+    got = suppress(table, ("r", "c"), "n", [Line(("r",))], min_cell=5, max_rounds=MAX_ROUNDS)
     assert suppressed_cells(got) == {("a", "x"), ("a", "y"), ("a", "z"), ("b", "x"), ("b", "y")}
 
 
@@ -261,7 +264,7 @@ def test_secondary_suppression_iterates_over_rows_and_columns_to_a_fixpoint(spar
         spark,
         [("a", "x", 2), ("a", "y", 10), ("a", "z", 20), ("b", "x", 30), ("b", "y", 15), ("b", "z", 40)],
     )
-    got = suppress(table, ("r", "c"), "n", ROWS_AND_COLUMNS, min_cell=5)
+    got = suppress(table, ("r", "c"), "n", ROWS_AND_COLUMNS, min_cell=5, max_rounds=MAX_ROUNDS)
     assert suppressed_cells(got) == {("a", "x"), ("a", "y"), ("b", "y"), ("b", "x")}
     with pytest.raises(SuppressionError, match=r"did not converge in 1 rounds: still changing in regions"):
         suppress(table, ("r", "c"), "n", ROWS_AND_COLUMNS, min_cell=5, max_rounds=1, table="regions")
@@ -272,10 +275,10 @@ def test_off_diagonal_lines_protect_the_outflow(spark: SparkSession):
     # the outflow (43, published by the region balance) minus 40 would give the 3: the off-diagonal line
     # suppresses 40 too.
     table = cells(spark, [("a", "a", 6), ("a", "b", 3), ("a", "c", 40), ("b", "b", 50), ("c", "c", 60)])
-    rows = suppress(table, ("r", "c"), "n", [Line(("r",))], min_cell=5)
+    rows = suppress(table, ("r", "c"), "n", [Line(("r",))], min_cell=5, max_rounds=MAX_ROUNDS)
     assert suppressed_cells(rows) == {("a", "a"), ("a", "b")}
     off_diagonal = [Line(("r",)), Line(("r",), where="r != c", name="outflow")]
-    got = suppress(table, ("r", "c"), "n", off_diagonal, min_cell=5)
+    got = suppress(table, ("r", "c"), "n", off_diagonal, min_cell=5, max_rounds=MAX_ROUNDS)
     assert suppressed_cells(got) == {("a", "a"), ("a", "b"), ("a", "c")}
 
 
@@ -312,7 +315,7 @@ def test_an_attack_solving_every_line_total_recovers_a_cell_of_primary_suppressi
     exposed = recovered(lp_ranges(primary, TABLE_LINES, lambda name, line: True))
     assert ("r1", "r2") in exposed and exposed[("r1", "r2")] == pytest.approx((3, 3))
 
-    got = suppress(cells(spark, rows), ("r", "c"), "n", REGION_TABLE_LINES, min_cell=MIN_CELL)
+    got = suppress(cells(spark, rows), ("r", "c"), "n", REGION_TABLE_LINES, MIN_CELL, MAX_ROUNDS)
     hidden = suppressed_cells(got)
     assert {k for k, (_, h) in primary.items() if h} < hidden
     ranges = lp_ranges({k: (n, k in hidden) for k, n in true.items()}, TABLE_LINES, lambda name, line: True)
@@ -422,7 +425,8 @@ def gold(spark: SparkSession) -> dict[str, DataFrame]:
 
 @pytest.fixture(scope="module")
 def published(spark: SparkSession, gold: dict[str, DataFrame]) -> dict[str, DataFrame]:
-    return {name: local(spark, df) for name, df in publish(gold, min_cell=MIN_CELL).items()}
+    views = publish(gold, min_cell=MIN_CELL, max_rounds=MAX_ROUNDS)
+    return {name: local(spark, df) for name, df in views.items()}
 
 
 def test_publish_returns_every_published_table_with_its_flags(
@@ -579,4 +583,4 @@ def test_no_suppressed_cell_of_a_published_flows_table_can_be_recovered_by_linea
 
 def test_publish_needs_every_gold_table(gold: dict[str, DataFrame]):
     with pytest.raises(ValueError, match="missing: market_national"):
-        publish({k: v for k, v in gold.items() if k != "market_national"})
+        publish({k: v for k, v in gold.items() if k != "market_national"}, min_cell=5, max_rounds=MAX_ROUNDS)
