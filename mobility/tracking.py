@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from mlflow.utils.credentials import get_default_host_creds
+from mlflow.utils.rest_utils import http_request
 
 from mobility.config import MlflowSettings
 from mobility.errors import MobilityError
@@ -24,6 +26,12 @@ log = logging.getLogger(__name__)
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 
+# MLflow's HTTP client retries a server that does not answer for about four minutes (7 retries, backoff
+# factor 2: MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR). The reachability probe of
+# ``configure`` gives up after a few seconds instead; the calls after it keep MLflow's patient defaults.
+PROBE_RETRIES = 2
+PROBE_TIMEOUT_S = 10
+
 
 class TrackingError(MobilityError):
     """The tracking server cannot be reached, or a run or model asked for does not exist."""
@@ -32,6 +40,8 @@ class TrackingError(MobilityError):
 def configure(settings: MlflowSettings) -> MlflowClient:
     """Point MLflow at the tracking store and experiment of the settings, and check it answers before any
     work starts (a server that is down fails here, not after training)."""
+    if settings.tracking_uri.startswith(("http://", "https://")):
+        _probe(settings.tracking_uri)
     mlflow.set_tracking_uri(settings.tracking_uri)
     client = MlflowClient(settings.tracking_uri)
     try:
@@ -46,6 +56,17 @@ def configure(settings: MlflowSettings) -> MlflowClient:
     except Exception as error:  # connection refused, timeouts: the REST client's own errors
         raise TrackingError(f"MLflow tracking at {settings.tracking_uri} unreachable: {error}") from error
     return client
+
+
+def _probe(uri: str) -> None:
+    """Raise ``TrackingError`` within seconds when nothing answers at ``uri``. Any HTTP answer will do, an
+    error status included: the calls that follow report those in MLflow's own words."""
+    try:
+        http_request(get_default_host_creds(uri), "/health", "GET", max_retries=PROBE_RETRIES,
+                     backoff_factor=1, timeout=PROBE_TIMEOUT_S, raise_on_status=False)  # fmt: skip
+    except Exception as error:  # MlflowException wrapping the connection error or timeout
+        message = error.message if isinstance(error, MlflowException) else str(error)
+        raise TrackingError(f"MLflow tracking at {uri} unreachable: {message}") from error
 
 
 def data_versions(lake: Lake, tables: tuple[str, ...]) -> dict[str, dict[str, object]]:

@@ -50,3 +50,22 @@ def lake_with_ref(ref_lake: Lake, tmp_path_factory: pytest.TempPathFactory) -> L
     root = tmp_path_factory.mktemp("lake")
     (root / "ref").symlink_to(Path(ref_lake.root) / "ref", target_is_directory=True)
     return Lake(ref_lake.spark, root)
+
+
+@pytest.fixture(scope="session")
+def generated_lake(ref_lake: Lake, settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Lake:
+    """A lake holding the silver and gold tables of 3,000 generated seekers over 24 months (2021-2022),
+    built once for the modules that train on it; they add their own tables (recommendations) and
+    rewrite gold with the same data, never other data."""
+    from mobility import gold, synth
+    from mobility.ingest import ingest
+
+    root = tmp_path_factory.mktemp("generated-lake")
+    (root / "ref").symlink_to(Path(ref_lake.root) / "ref", target_is_directory=True)
+    lake = Lake(ref_lake.spark, root)
+    out = tmp_path_factory.mktemp("generated")
+    synth.generate(lake.spark, lake, settings, seekers=3000, months=24, start="2021-01", seed=5, out=out,
+                   dirty_rate=0.0, chunk_seekers=3000)  # fmt: skip
+    ingest(lake, settings, out, batch_id="generated")
+    gold.write(lake, settings.flows)
+    return lake
