@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -118,6 +119,28 @@ def train(
     """Train the recommenders on gold.transitions, log each in MLflow, register and choose the champion."""
     settings: Settings = ctx.obj
     _print_counts("train: done", pipeline.run_train(settings, reproduce=reproduce))
+
+
+@app.command()
+def recommend(
+    ctx: typer.Context,
+    day: Annotated[
+        datetime | None,
+        typer.Option("--date", formats=["%Y-%m-%d"], help="Day scored (default: recommend.date)."),
+    ] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", min=1, help="Destinations per seeker.")] = None,
+) -> None:
+    """Score every job seeker active on the date with the champion model into gold.recommendations."""
+    settings: Settings = ctx.obj
+    counts = pipeline.run_recommend(settings, day=day.date() if day else None, top_k=top_k)
+    _print_counts(f"recommend: done (lake {settings.lake.root})", counts)
+
+
+@app.command()
+def paths(ctx: typer.Context) -> None:
+    """Write gold.paths: per origin, the best paths of up to paths.max_steps moves to tense destinations."""
+    settings: Settings = ctx.obj
+    _print_counts(f"paths: done (lake {settings.lake.root})", pipeline.run_paths(settings))
 
 
 def _not_built(name: str) -> None:

@@ -114,7 +114,10 @@ class MlflowSettings(_Section):
 
 
 class PrivacySettings(_Section):
+    # The least count of people a published view shows (mobility.publish).
     min_cell: int = Field(ge=1)
+    # Bound of the secondary-suppression rounds; reaching it is an error naming the tables still changing.
+    max_suppression_rounds: int = Field(ge=1)
     # The pseudonym key (HMAC-SHA256 of IDX), from MOBILITY_PSEUDO_KEY; never printed (SecretStr).
     pseudo_key: SecretStr | None = None
     # A documented, non-secret key for generated data, set by the local and test profiles only.
@@ -164,6 +167,22 @@ class FlowsSettings(_Section):
     min_pair_ratio: float = Field(gt=0)
 
 
+class RankerSettings(_Section):
+    """The gradient-boosting ranker of ``mobility.recommend.ranker``."""
+
+    # The last months of the training window the ranker learns on (its markov features come from before).
+    months: int = Field(gt=0)
+    # Candidates: the markov factors' best occupations and regions, crossed, plus the official links.
+    occupations: int = Field(gt=0)
+    regions: int = Field(gt=0)
+    # At most this many examples are drawn to learn on (the learning runs on the driver).
+    max_examples: int = Field(gt=0)
+    max_iter: int = Field(gt=0)
+    learning_rate: float = Field(gt=0, le=1)
+    max_leaf_nodes: int = Field(gt=1)
+    seed: int
+
+
 class TrainSettings(_Section):
     """``mobility train`` (definitions: ``mobility.recommend``)."""
 
@@ -178,6 +197,34 @@ class TrainSettings(_Section):
     top_k: int = Field(gt=0)
     min_gain: float = Field(ge=0)
     model_name: str = Field(min_length=1)
+    ranker: RankerSettings
+
+
+Day = date  # a field named ``date`` hides the type inside its class
+
+
+class RecommendSettings(_Section):
+    """``mobility recommend`` (definitions: ``mobility.recommend.batch``)."""
+
+    # The day scored; None: the last day of the last month of gold.market (the latest the lake describes).
+    date: Day | None = None
+    top_k: int = Field(gt=0)
+
+
+class PathsSettings(_Section):
+    """``mobility paths`` (definitions: ``mobility.paths``)."""
+
+    # A destination qualifies when its tension over the last 12 months of gold.market (offers published per
+    # month-end seeker in stock) is at least this.
+    min_tension: float = Field(ge=0)
+    max_steps: int = Field(ge=1, le=3)
+    # Best next steps kept per state (occupation, region), and paths kept per origin.
+    branching: int = Field(gt=0)
+    per_origin: int = Field(gt=0)
+    # A step needs at least this many observed moves.
+    min_moves: int = Field(ge=1)
+    # Months of gold.transitions used, counting back from the last move month.
+    months: int = Field(gt=0)
 
 
 class QualitySettings(_Section):
@@ -196,6 +243,8 @@ class Settings(_Section):
     quality: QualitySettings
     flows: FlowsSettings
     train: TrainSettings
+    recommend: RecommendSettings
+    paths: PathsSettings
 
     def get(self, dotted: str) -> Any:
         """Value of ``section.key`` (for the CLI's ``settings`` command and the Makefile)."""

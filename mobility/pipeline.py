@@ -11,10 +11,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
+from pyspark import StorageLevel
+
 from mobility import reference
-from mobility.config import FlowsSettings, Settings
+from mobility.config import Settings
 from mobility.errors import MobilityError
 from mobility.ingest import IngestReport, enforce_reject_rate, ingest
 from mobility.lake import Lake
@@ -96,11 +99,13 @@ def run_ingest(settings: Settings, input_dir: Path | None = None) -> dict[str, i
         return counts
 
 
-def write_flows(lake: Lake, options: FlowsSettings, *, full: bool = False) -> dict[str, int]:
-    """The flows step on ``lake`` (``mobility.gold.write``): refresh or full build; rows and figures."""
-    from mobility import gold
+def write_flows(lake: Lake, settings: Settings, *, full: bool = False) -> dict[str, int]:
+    """The flows step on ``lake``: the gold tables refreshed or rebuilt (``mobility.gold.write``), then
+    their published views (``mobility.publish.write``); rows and figures."""
+    from mobility import gold, publish
 
-    return gold.write(lake, options, full=full)
+    counts = gold.write(lake, settings.flows, full=full)
+    return {**counts, **publish.write(lake, settings.privacy)}
 
 
 def run_flows(settings: Settings, *, full: bool = False) -> dict[str, int]:
@@ -108,7 +113,7 @@ def run_flows(settings: Settings, *, full: bool = False) -> dict[str, int]:
     ingested since the last build, or rebuilt whole (``full``, or when no earlier build allows a refresh;
     see ``mobility.gold``)."""
     with timed("flows"):
-        return write_flows(open_lake(settings), settings.flows, full=full)
+        return write_flows(open_lake(settings), settings, full=full)
 
 
 def run_train(settings: Settings, *, reproduce: str | None = None) -> dict[str, object]:
@@ -128,14 +133,135 @@ def run_train(settings: Settings, *, reproduce: str | None = None) -> dict[str, 
         return counts
 
 
+def run_recommend(
+    settings: Settings, *, day: date | None = None, top_k: int | None = None
+) -> dict[str, object]:
+    """Score every seeker active on ``day`` (``recommend.date``; default: the end of the market's last month)
+    with the champion and replace that day's partition of ``gold.recommendations``."""
+    from pyspark.sql import functions as F
+
+    from mobility import tracking
+    from mobility.gold import add_months
+    from mobility.recommend import batch
+
+    day = day or settings.recommend.date
+    top_k = top_k or settings.recommend.top_k
+    name = settings.train.model_name
+    with timed("recommend"):
+        client = tracking.configure(settings.mlflow)  # fails before any work when tracking is down
+        version = tracking.champion_version(client, name)
+        if version is None:
+            raise tracking.TrackingError(f"no champion of model {name!r}: run `mobility train` first")
+        lake = open_lake(settings)
+        if day is None:
+            last = lake.read("gold.market").agg(F.max("month")).first()[0]  # one value
+            day = add_months(last, 1) - timedelta(days=1)
+        active = batch.active_states(
+            lake.read("silver.spells"),
+            lake.read("silver.sought_changes"),
+            lake.read("silver.seekers"),
+            day,
+            level=settings.flows.level,
+            stock_categories=settings.flows.stock_categories,
+            age_bands=settings.train.age_bands,
+            search_bands=settings.train.search_bands,
+        ).persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            seekers, states = active.count(), active.select("state_id").distinct().count()
+            log.info("recommend: %d seekers active on %s in %d distinct states; champion v%d", seekers, day,
+                     states, version)  # fmt: skip
+            references = {
+                "transitions": lake.read("gold.transitions"),
+                "market": lake.read("gold.market"),
+                **{t: lake.read(f"ref.{t}") for t in ("rome_mobility", "departement", "region")},
+            }
+            lines = batch.recommendations(
+                active,
+                f"models:/{name}/{version}",  # the version resolved once: the alias may move meanwhile
+                day,
+                top_k=top_k,
+                tracking_uri=settings.mlflow.tracking_uri,
+                model_name=name,
+                model_version=version,
+                references=references,
+                v4_proche_max_rank=settings.flows.v4_proche_max_rank,
+            )
+            lake.replace_where(
+                lines, "gold.recommendations", f"run_date = DATE'{day.isoformat()}'", ("run_date",)
+            )
+        finally:
+            active.unpersist()
+        written = lake.read("gold.recommendations").where(F.col("run_date") == F.lit(day))
+        figures = written.agg(F.count(F.lit(1)), F.countDistinct("seeker_id")).first()  # one row
+        log.info("recommend: wrote %d lines for %d seekers of %s", figures[0], figures[1], day)
+        return {
+            "date": day.isoformat(),
+            "champion version": version,
+            "active seekers": seekers,
+            "distinct states scored": states,
+            "gold.recommendations lines": figures[0],
+            "seekers recommended": figures[1],
+        }
+
+
+def run_paths(settings: Settings) -> dict[str, int]:
+    """gold.transitions and gold.market -> gold.paths: per origin (occupation, region), the best paths of up
+    to ``paths.max_steps`` moves towards a tense destination (``mobility.paths``); rows read and written."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from mobility import paths
+
+    options = settings.paths
+    with timed("paths"):
+        started = time.monotonic()
+        lake = open_lake(settings)
+        transitions, market = lake.read("gold.transitions"), lake.read("gold.market")
+        steps = paths.step_probabilities(
+            transitions, months=options.months, min_moves=options.min_moves, branching=options.branching
+        ).persist(StorageLevel.MEMORY_AND_DISK)
+        tension = paths.destination_tension(market).persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            counts = {
+                "gold.transitions rows read": transitions.count(),
+                "gold.market rows read": market.count(),
+                "steps kept": steps.count(),
+                "tense destinations": tension.where(tension["tension"] >= options.min_tension).count(),
+            }
+            best = paths.best_paths(
+                steps,
+                tension,
+                min_tension=options.min_tension,
+                max_steps=options.max_steps,
+                per_origin=options.per_origin,
+            )
+            lake.overwrite(best, "gold.paths")
+        finally:
+            steps.unpersist()
+            tension.unpersist()
+        written = lake.read("gold.paths").agg(
+            F.count(F.lit(1)).alias("rows"), F.count_distinct("from_rome", "from_region").alias("origins")
+        )
+        counts["gold.paths rows"], counts["origins with a path"] = written.first()  # one row
+        log.info(
+            "paths: %d transitions and %d market rows read, %d paths written for %d origins in %.1f s",
+            counts["gold.transitions rows read"],
+            counts["gold.market rows read"],
+            counts["gold.paths rows"],
+            counts["origins with a path"],
+            time.monotonic() - started,
+        )
+        return counts
+
+
 STEPS: tuple[Step, ...] = (
     Step("reference", "load the ROME, geography and DARES reference tables", run_reference),
     Step("generate", "write a synthetic dataset in the real input formats", run_generate),
     Step("ingest", "read input files into bronze and silver, with quarantine", run_ingest),
     Step("flows", "build transitions, market and flows", run_flows),
     Step("train", "train and register the recommender models", run_train),
-    Step("recommend", "score active job seekers with the champion model", None, issue=5),
-    Step("paths", "multi-step mobility paths", None, issue=5),
+    Step("recommend", "score active job seekers with the champion model", run_recommend),
+    Step("paths", "multi-step mobility paths", run_paths),
     Step("report", "the HTML report and published exports", None, issue=6),
 )
 

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,11 +17,24 @@ def run(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("step", ["recommend", "paths", "report"])
+@pytest.mark.parametrize("step", ["report"])
 def test_steps_not_built_yet_say_so_and_exit_non_zero(step: str):
     result = run("--profile", "test", step, "--input", "somewhere")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(f"mobility: {step}: not built yet (issue #")
+
+
+def test_recommend_without_a_champion_fails_before_any_work_with_one_line(tmp_path: Path):
+    result = run(
+        "--profile", "test", "--set", f"lake.root={tmp_path / 'lake'}",
+        "--set", f"mlflow.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+        "--set", f"mlflow.artifact_root={tmp_path / 'artifacts'}",
+        "recommend", "--date", "2022-06-15",
+    )  # fmt: skip
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("mobility: no champion of model 'mobility-recommender'"), result.stderr[-2000:]
+    assert not (tmp_path / "lake").exists()
 
 
 def test_a_bad_setting_fails_at_start_with_one_line_naming_the_key():

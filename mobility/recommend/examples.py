@@ -4,7 +4,8 @@ destination their hire was in, split by time so that nothing of the future reach
 Origin state
     ``from_rome`` (occupation sought, at the transitions' level), ``from_dept``, ``from_region``,
     ``search_band`` (months searching at the date: ``days_to_move`` / 30.4375, banded by ``search_bands``),
-    ``age_band`` (age reached in the year of the date, banded by ``age_bands``), ``education`` (NIVFOR).
+    ``age_band`` (age reached in the year of the date, banded by ``age_bands``), ``education`` (NIVFOR),
+    and ``month`` (``YYYY-MM`` of the date: models may read the market of the month before).
     ``sex`` is kept to report on, never as a feature.
 Destination
     (``to_rome``, ``to_region``).
@@ -26,9 +27,15 @@ from pyspark.sql import functions as F
 from mobility.gold import add_months
 
 DAYS_PER_MONTH = 30.4375
-STATE = ("from_rome", "from_dept", "from_region", "search_band", "age_band", "education")
+STATE = ("from_rome", "from_dept", "from_region", "search_band", "age_band", "education", "month")
 DESTINATION = ("to_rome", "to_region")
 SEGMENTS = ("age_band", "sex", "education", "from_region")
+
+
+def with_state_id(df: DataFrame) -> DataFrame:
+    """A stable id of the origin state (nulls included), so that equal states are scored once."""
+    parts = [F.coalesce(F.col(c).cast("string"), F.lit("\u2205")) for c in STATE]
+    return df.withColumn("state_id", F.sha2(F.concat_ws("|", *parts), 256).substr(1, 20))
 
 
 def band(value: Column, edges: Sequence[int]) -> Column:
@@ -62,6 +69,7 @@ def examples(
         band(months, search_bands).alias("search_band"),
         band(F.year("move_date") - F.col("birth_year"), age_bands).alias("age_band"),
         "education",
+        F.date_format("move_date", "yyyy-MM").alias("month"),
         "sex",
         *DESTINATION,
     )

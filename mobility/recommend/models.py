@@ -30,7 +30,6 @@ from pyspark.sql import functions as F
 
 from mobility.recommend.examples import DESTINATION
 
-MODELS = ("stay", "popular", "markov")
 # The two factors of markov: target -> its backoff levels (level -> key columns), most specific first.
 FACTORS: dict[str, dict[str, tuple[str, ...]]] = {
     "to_rome": {

@@ -1,9 +1,10 @@
 """The recommenders as MLflow pyfunc models, and scoring of origin states with one in Spark.
 
 A ``TableRecommender`` holds the ranked tables of ``mobility.recommend.models`` (one per backoff level;
-none for ``stay``) and answers, for each input row (an origin state: ``from_rome``, ``from_region``; other
-columns are ignored), its ``top_k`` destinations. Its size is bounded by the referential (occupations x
-regions x ``top_n``), not by the number of seekers.
+none for ``stay``), or those of ``mobility.recommend.ranker`` and its booster, and answers, for each input
+row (an origin state, ``INPUT_COLUMNS``; the baselines read only ``from_rome`` and ``from_region``), its
+``top_k`` destinations. Its size is bounded by the referential (occupations x regions x ``top_n``, months
+of the market), not by the number of seekers.
 """
 
 from __future__ import annotations
@@ -11,32 +12,59 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import joblib
 import mlflow
 import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from mobility.recommend import ranker
 from mobility.recommend.models import FACTORS, LEVELS
 
 OUTPUT_COLUMNS = ("query", "to_rome", "to_region", "score", "rank", "level")
-INPUT_COLUMNS = ("from_rome", "from_region")
+INPUT_COLUMNS = ranker.QUERY_COLUMNS
+BOOSTER = "booster"  # the artifact holding the ranker's booster (joblib)
 
 
 class TableRecommender(mlflow.pyfunc.PythonModel):
     """Top destinations of each origin state from the most specific level it was seen at."""
 
     def load_context(self, context: Any) -> None:
-        self.kind = (context.model_config or {}).get("kind", "table")
-        self.tables = {level: pd.read_parquet(path) for level, path in (context.artifacts or {}).items()}
+        self.config = dict(context.model_config or {})
+        self.kind = self.config.get("kind", "table")
+        artifacts = dict(context.artifacts or {})
+        self.booster = joblib.load(artifacts.pop(BOOSTER)) if BOOSTER in artifacts else None
+        self.tables = {level: pd.read_parquet(path) for level, path in artifacts.items()}
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        return recommend_frame(self.kind, self.tables, model_input, int((params or {}).get("top_k", 10)))
+        top_k = int((params or {}).get("top_k", 10))
+        return recommend_frame(
+            self.kind, self.tables, model_input, top_k, booster=self.booster, config=self.config
+        )
 
 
 def recommend_frame(
-    kind: str, tables: dict[str, pd.DataFrame], states: pd.DataFrame, top_k: int
+    kind: str,
+    tables: dict[str, pd.DataFrame],
+    states: pd.DataFrame,
+    top_k: int,
+    *,
+    booster: Any = None,
+    config: dict | None = None,
 ) -> pd.DataFrame:
-    """Rows ``OUTPUT_COLUMNS``: ``query`` is the input row's position."""
+    """Rows ``OUTPUT_COLUMNS``: ``query`` is the input row's position. ``booster`` and ``config``
+    (``occupations``, ``regions``): the ranker's."""
+    if kind == "ranker":
+        config = config or {}
+        out = ranker.recommend(
+            tables,
+            booster,
+            states,
+            top_k,
+            occupations=int(config["occupations"]),
+            regions=int(config["regions"]),
+        )
+        return out[list(OUTPUT_COLUMNS)].reset_index(drop=True)
     q = pd.DataFrame(
         {
             "query": range(len(states)),

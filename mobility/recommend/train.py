@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # headless: plots are files
+import joblib  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import mlflow  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -26,11 +27,19 @@ from pyspark.sql import DataFrame  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
 from mobility.config import Settings  # noqa: E402
+from mobility.gold import add_months  # noqa: E402
 from mobility.lake import Lake  # noqa: E402
+from mobility.recommend import ranker  # noqa: E402
 from mobility.recommend.evaluate import METRICS, metrics, reliability, segment_metrics  # noqa: E402
-from mobility.recommend.examples import STATE, Windows, examples, split, windows  # noqa: E402
-from mobility.recommend.models import MODELS, markov_tables, popular_tables  # noqa: E402
-from mobility.recommend.pyfunc import INPUT_COLUMNS, TableRecommender, recommend_frame, score_states  # noqa: E402
+from mobility.recommend.examples import Windows, examples, split, windows, with_state_id  # noqa: E402
+from mobility.recommend.models import markov_tables, popular_tables  # noqa: E402
+from mobility.recommend.pyfunc import (  # noqa: E402
+    BOOSTER,
+    INPUT_COLUMNS,
+    TableRecommender,
+    recommend_frame,
+    score_states,
+)
 from mobility.tracking import (  # noqa: E402
     Decision,
     champion_version,
@@ -43,8 +52,27 @@ from mobility.tracking import (  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-INPUTS = ("gold.transitions", "silver.seekers")
+INPUTS = (
+    "gold.transitions",
+    "silver.seekers",
+    "gold.market",
+    "ref.rome_mobility",
+    "ref.departement",
+    "ref.region",
+)
+MODELS = ("stay", "popular", "markov", "ranker")
 SELECTION_METRIC = "ndcg_at_10"
+
+
+@dataclass
+class Fitted:
+    """A model's tables (pandas: bounded by the referential) and, for the ranker, its booster."""
+
+    tables: dict[str, pd.DataFrame]
+    booster: object = None
+    config: dict[str, object] = field(default_factory=dict)
+    figures: dict[str, float] = field(default_factory=dict)
+    importances: pd.Series | None = None
 
 
 @dataclass(frozen=True)
@@ -55,12 +83,6 @@ class Trained:
     version: int
     test: dict[str, float]
     decision: Decision
-
-
-def with_state_id(df: DataFrame) -> DataFrame:
-    """A stable id of the origin state (nulls included), so that equal states are scored once."""
-    parts = [F.coalesce(F.col(c).cast("string"), F.lit("\u2205")) for c in STATE]
-    return df.withColumn("state_id", F.sha2(F.concat_ws("|", *parts), 256).substr(1, 20))
 
 
 def learning_data(
@@ -79,18 +101,69 @@ def learning_data(
     return df, windows(df, valid_months=t.valid_months, test_months=t.test_months, cutoff=t.cutoff)
 
 
-def fit_tables(kind: str, train: DataFrame, settings: Settings) -> dict[str, pd.DataFrame]:
-    """The model's tables, in pandas: their size is bounded by occupations x regions x ``top_n``."""
+def read_inputs(lake: Lake, versions: dict[str, int]) -> dict[str, DataFrame]:
+    """The tables a model reads besides the examples, at the given Delta versions."""
+    return {table: lake.read(table, versions.get(table)) for table in INPUTS[2:]}
+
+
+def fit(kind: str, train: DataFrame, settings: Settings, inputs: dict[str, DataFrame], w: Windows) -> Fitted:
+    """The model learnt from the ``train`` examples (see ``mobility.recommend.models`` and ``.ranker``)."""
     t = settings.train
     if kind == "stay":
-        return {}
+        return Fitted({})
     if kind == "popular":
-        tables = popular_tables(train, top_n=t.top_n)
-    elif kind == "markov":
-        tables = markov_tables(train, alpha=t.smoothing, top_n=t.top_n)
-    else:
-        raise ValueError(f"model {kind!r}: expected one of {', '.join(MODELS)}")
-    return {level: df.toPandas() for level, df in tables.items()}
+        return Fitted(_pandas(popular_tables(train, top_n=t.top_n)))
+    if kind == "markov":
+        return Fitted(_pandas(markov_tables(train, alpha=t.smoothing, top_n=t.top_n)))
+    if kind == "ranker":
+        return fit_ranker(train, settings, inputs, w)
+    raise ValueError(f"model {kind!r}: expected one of {', '.join(MODELS)}")
+
+
+def _pandas(tables: dict[str, DataFrame]) -> dict[str, pd.DataFrame]:
+    """Tables bounded by the referential (occupations x regions x ``top_n``, months of the market)."""
+    return {name: df.toPandas() for name, df in tables.items()}
+
+
+def fit_ranker(train: DataFrame, settings: Settings, inputs: dict[str, DataFrame], w: Windows) -> Fitted:
+    """The booster learns on the last ``ranker.months`` of the training window with tables learnt before
+    them, and the model keeps those tables (``mobility.recommend.ranker``)."""
+    t, r = settings.train, settings.train.ranker
+    start = add_months(w.cutoff, -r.months)
+
+    before, recent = train.where(F.col("date") < F.lit(start)), train.where(F.col("date") >= F.lit(start))
+    available = recent.count()
+    if available == 0 or before.limit(1).count() == 0:
+        raise ValueError(
+            f"ranker: needs moves before and after {start} in the training window (train.ranker.months)"
+        )
+    fraction = min(1.0, r.max_examples / available)
+    drawn = recent.sample(fraction=fraction, seed=r.seed).limit(r.max_examples)
+    learning = drawn.select(*ranker.QUERY_COLUMNS, "to_rome", "to_region").toPandas()  # max_examples rows
+    tables = _pandas(
+        ranker.ranker_tables(
+            before,
+            rome_mobility=inputs["ref.rome_mobility"],
+            departement=inputs["ref.departement"],
+            region=inputs["ref.region"],
+            market=inputs["gold.market"],
+            alpha=t.smoothing,
+            top_n=t.top_n,
+        )
+    )
+    learnt = ranker.learn(
+        learning,
+        tables,
+        occupations=r.occupations,
+        regions=r.regions,
+        max_iter=r.max_iter,
+        learning_rate=r.learning_rate,
+        max_leaf_nodes=r.max_leaf_nodes,
+        seed=r.seed,
+    )
+    log.info("train: ranker learnt on %d examples from %s, %s", len(learning), start, learnt.figures)
+    config = {"occupations": r.occupations, "regions": r.regions, "learning_start": start.isoformat()}
+    return Fitted(tables, learnt.booster, config, learnt.figures, learnt.importances)
 
 
 def ranked_examples(examples_df: DataFrame, model_uri: str, *, top_k: int, tracking_uri: str) -> DataFrame:
@@ -100,17 +173,21 @@ def ranked_examples(examples_df: DataFrame, model_uri: str, *, top_k: int, track
     return examples_df.select("example_id", "state_id").join(scored, "state_id").drop("state_id")
 
 
-def _log_model(kind: str, tables: dict[str, pd.DataFrame], sample: pd.DataFrame, folder: Path) -> str:
+def _log_model(kind: str, fitted: Fitted, sample: pd.DataFrame, folder: Path) -> str:
     paths = {}
-    for level, df in tables.items():
+    for level, df in fitted.tables.items():
         paths[level] = str(folder / f"{level}.parquet")
         df.to_parquet(paths[level], index=False)
-    output = recommend_frame(kind, tables, sample, top_k=10)
+    if fitted.booster is not None:
+        paths[BOOSTER] = str(folder / "booster.joblib")
+        joblib.dump(fitted.booster, paths[BOOSTER])
+    config = {"kind": kind, **fitted.config}
+    output = recommend_frame(kind, fitted.tables, sample, top_k=10, booster=fitted.booster, config=config)
     info = mlflow.pyfunc.log_model(
         name="model",
         python_model=TableRecommender(),
         artifacts=paths,
-        model_config={"kind": kind},
+        model_config=config,
         signature=infer_signature(sample, output, params={"top_k": 10}),
         input_example=sample,
     )
@@ -130,8 +207,27 @@ def _log_plots(rel: pd.DataFrame, folder: Path) -> None:
     mlflow.log_artifact(str(folder / "reliability.png"))
 
 
+def _log_importances(importances: pd.Series, folder: Path) -> None:
+    importances.rename("importance").to_csv(folder / "importances.csv", index_label="feature")
+    mlflow.log_artifact(str(folder / "importances.csv"))
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ordered = importances.sort_values()
+    ax.barh(ordered.index, ordered.to_numpy())
+    ax.set_xlabel("drop of log-likelihood when the feature is permuted")
+    fig.tight_layout()
+    fig.savefig(folder / "importances.png", dpi=100)
+    plt.close(fig)
+    mlflow.log_artifact(str(folder / "importances.png"))
+
+
 def train_model(
-    lake: Lake, settings: Settings, kind: str, data: DataFrame, w: Windows, versions: dict[str, dict]
+    lake: Lake,
+    settings: Settings,
+    kind: str,
+    data: DataFrame,
+    w: Windows,
+    versions: dict[str, dict],
+    inputs: dict[str, DataFrame],
 ) -> Trained:
     """One model: fit, log, evaluate through the logged model, register, decide the champion."""
     t = settings.train
@@ -150,9 +246,13 @@ def train_model(
             }
         )
         log_data(versions)
-        tables = fit_tables(kind, parts["train"], settings)
-        sample = parts["test"].select(*INPUT_COLUMNS).limit(5).toPandas()
-        model_uri = _log_model(kind, tables, sample, folder)
+        fitted = fit(kind, parts["train"], settings, inputs, w)
+        if fitted.figures:
+            mlflow.log_metrics({f"fit_{name}": value for name, value in fitted.figures.items()})
+        if fitted.importances is not None:
+            _log_importances(fitted.importances, folder)
+        sample = parts["test"].select(*INPUT_COLUMNS).dropna().limit(5).toPandas()
+        model_uri = _log_model(kind, fitted, sample, folder)
         scores: dict[str, dict[str, float]] = {}
         for window in ("valid", "test"):
             ranked = ranked_examples(parts[window], model_uri, top_k=t.top_k, tracking_uri=uri)
@@ -209,10 +309,12 @@ def train(lake: Lake, settings: Settings, *, models: tuple[str, ...] = MODELS) -
     """Train, log and register each model in order (see the module docstring)."""
     configure(settings.mlflow)  # fails before any work when the tracking store is unusable
     versions = data_versions(lake, INPUTS)
-    data, w = learning_data(lake, settings, {t: int(v["version"]) for t, v in versions.items()})
+    read_at = {t: int(v["version"]) for t, v in versions.items()}
+    data, w = learning_data(lake, settings, read_at)
+    inputs = read_inputs(lake, read_at)
     log.info("train: windows train < %s <= valid < %s <= test < %s", w.cutoff, w.test_start, w.test_end)
     try:
-        return [train_model(lake, settings, kind, data, w, versions) for kind in models]
+        return [train_model(lake, settings, kind, data, w, versions, inputs) for kind in models]
     finally:
         data.unpersist()
 
@@ -227,6 +329,6 @@ def reproduce(lake: Lake, settings: Settings, run_id: str) -> Trained:
     w = Windows(*(pd.Timestamp(params[f"window.{k}"]).date() for k in ("cutoff", "test_start", "test_end")))
     recorded = {t: {"path": lake.path(t), "version": v} for t, v in versions.items()}
     try:
-        return train_model(lake, settings, params["model"], data, w, recorded)
+        return train_model(lake, settings, params["model"], data, w, recorded, read_inputs(lake, versions))
     finally:
         data.unpersist()
