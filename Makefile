@@ -62,7 +62,7 @@ submit: dist
 	  jobs/$(STEP).py --profile cluster $(foreach s,$(SET),--set $(s))
 
 mlflow-ui: setup
-	$(BIN)/mlflow ui --backend-store-uri "$$($(BIN)/mobility settings mlflow.tracking_uri)" --default-artifact-root "$$($(BIN)/mobility settings mlflow.artifact_root)" --host 127.0.0.1 --port 5000
+	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/mlflow ui --backend-store-uri "$$($(BIN)/mobility settings mlflow.tracking_uri)" --default-artifact-root "$$($(BIN)/mobility settings mlflow.artifact_root)" --host 127.0.0.1 --port 5000
 
 clean:
 	rm -rf $(VENV) $(JARS) dist build lake mlflow.db mlartifacts mlruns spark-warehouse *.egg-info .pytest_cache .ruff_cache
