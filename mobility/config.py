@@ -199,6 +199,12 @@ class TrainSettings(_Section):
     model_name: str = Field(min_length=1)
     ranker: RankerSettings
 
+    @model_validator(mode="after")
+    def _candidates_within_tables(self) -> TrainSettings:
+        if self.ranker.occupations > self.top_n:
+            raise ValueError(f"ranker.occupations ({self.ranker.occupations}) exceeds top_n ({self.top_n})")
+        return self
+
 
 Day = date  # a field named ``date`` hides the type inside its class
 

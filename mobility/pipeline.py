@@ -153,9 +153,17 @@ def run_recommend(
         if version is None:
             raise tracking.TrackingError(f"no champion of model {name!r}: run `mobility train` first")
         lake = open_lake(settings)
-        if day is None:
-            last = lake.read("gold.market").agg(F.max("month")).first()[0]  # one value
-            day = add_months(last, 1) - timedelta(days=1)
+        first, last = lake.read("gold.market").agg(F.min("month"), F.max("month")).first()  # one row
+        if last is None:
+            raise MobilityError("recommend: gold.market is empty: run `mobility flows` first")
+        day = day or add_months(last, 1) - timedelta(days=1)
+        run = client.get_run(client.get_model_version(name, str(version)).run_id)
+        cutoff = run.data.params.get("window.cutoff")
+        if day <= first or (cutoff is not None and day.isoformat() < cutoff):
+            raise MobilityError(
+                f"recommend: {day} is before what the champion (v{version}) may use: its tables hold the "
+                f"moves before {cutoff}, and the market starts in {first:%Y-%m}; score a later date"
+            )
         active = batch.active_states(
             lake.read("silver.spells"),
             lake.read("silver.sought_changes"),
@@ -218,7 +226,11 @@ def run_paths(settings: Settings) -> dict[str, int]:
         lake = open_lake(settings)
         transitions, market = lake.read("gold.transitions"), lake.read("gold.market")
         steps = paths.step_probabilities(
-            transitions, months=options.months, min_moves=options.min_moves, branching=options.branching
+            transitions,
+            months=options.months,
+            # gold.paths may be shown: no step rests on fewer moves than a published count
+            min_moves=max(options.min_moves, settings.privacy.min_cell),
+            branching=options.branching,
         ).persist(StorageLevel.MEMORY_AND_DISK)
         tension = paths.destination_tension(market).persist(StorageLevel.MEMORY_AND_DISK)
         try:

@@ -802,13 +802,18 @@ def publish(gold: Mapping[str, DataFrame], *, min_cell: int, max_rounds: int) ->
 
 
 STATE = "gold.published_state"
+RULES_VERSION = 1  # bump with any change of the rules: views built under other rules are rebuilt
 
 
 def _state(lake: Lake, privacy: PrivacySettings) -> str:
     """What the views are built from: the settings and the Delta version of every gold table read."""
     versions = {t: lake.version(f"gold.{t}") for t in GOLD_TABLES}
-    return json.dumps({"min_cell": privacy.min_cell, "max_rounds": privacy.max_suppression_rounds,
-                       "gold": versions}, sort_keys=True)  # fmt: skip
+    state = {
+        "rules": RULES_VERSION,
+        "min_cell": privacy.min_cell,
+        "max_rounds": privacy.max_suppression_rounds,
+    }
+    return json.dumps({**state, "gold": versions}, sort_keys=True)
 
 
 def up_to_date(lake: Lake, privacy: PrivacySettings) -> bool:

@@ -15,14 +15,14 @@ from mobility.recommend.batch import active_states, with_reasons
 SPELLS = (
     "seeker_id string, registration_date date, end_date date, registration_reason string, end_reason string, "
     "category int, code_commune string, code_departement string, code_region string, rome string, "
-    "rome_version string, rome_v3 string"
+    "rome_version string, rome_v3 string, education string"
 )
 CHANGES = "seeker_id string, start_date date, end_date date, rome string, rome_version string, rome_v3 string"
 DAY = date(2022, 6, 15)
 
 
-def _spell(seeker, start, end, category, dept, region, rome):
-    return (seeker, start, end, "11", None, category, None, dept, region, rome, "v3", rome)
+def _spell(seeker, start, end, category, dept, region, rome, education="NV4"):
+    return (seeker, start, end, "11", None, category, None, dept, region, rome, "v3", rome, education)
 
 
 def test_active_seekers_are_those_in_the_stock_on_the_day_in_the_occupation_they_then_seek(
@@ -34,7 +34,7 @@ def test_active_seekers_are_those_in_the_stock_on_the_day_in_the_occupation_they
             _spell("b", date(2022, 1, 10), date(2022, 6, 1), 1, "75", "11", "M1607"),  # ended before
             _spell("c", date(2022, 1, 10), None, 4, "75", "11", "M1607"),  # not seeking now
             _spell("d", date(2021, 1, 1), None, 2, "13", "93", "K2111"),  # ended by the next spell
-            _spell("d", date(2022, 3, 1), None, 2, "2A", "94", "G1602"),
+            _spell("d", date(2022, 3, 1), None, 2, "2A", "94", "G1602", education=None),
             _spell("e", date(2022, 6, 16), None, 1, "75", "11", "M1607"),  # registers after the day
         ],
         SPELLS,
@@ -47,7 +47,9 @@ def test_active_seekers_are_those_in_the_stock_on_the_day_in_the_occupation_they
         CHANGES,
     )
     seekers = spark.createDataFrame(
-        [("a", 1990, "NV4"), ("d", 1960, None)], "seeker_id string, birth_year int, education string"
+        # the latest spell's education (a later spell may change it): not the one of the day
+        [("a", 1990, "NV1"), ("d", 1960, "NV1")],
+        "seeker_id string, birth_year int, education string",
     )
     got = active_states(
         spells, changes, seekers, DAY, level="rome_v3", stock_categories=(1, 2, 3), age_bands=(26, 50),

@@ -79,18 +79,22 @@ def test_candidates_cross_markov_occupations_and_links_with_the_best_regions(tab
     assert stay["link"] == 0.0 and stay["same_region"] == 1.0 and stay["distance_km"] < 60
 
 
-def test_the_market_is_read_as_of_the_month_before_the_date_scored(tables):
+def test_the_market_is_read_in_the_month_before_the_date_scored(tables):
     def dest(month: str) -> pd.Series:
         cands = ranker.candidates(_query("75", month), tables, occupations=1, regions=1)
         return cands.set_index(["to_rome", "to_region"]).loc[("M1607", "11")]
 
     assert dest("2022-02")["dest_tension"] == pytest.approx(0.4)  # January's
-    assert dest("2022-03")["dest_tension"] == pytest.approx(0.4)  # February unknown: January's
+    assert dest("2022-02")["dest_national_offers"] == pytest.approx(np.log1p(45))  # January: 40 + 5
+    # February has no row: no offer, tension unknown (not January's, which would be stale)
+    assert np.isnan(dest("2022-03")["dest_tension"]) and dest("2022-03")["dest_offers"] == 0
+    assert dest("2022-03")["dest_national_offers"] == pytest.approx(np.log1p(45))  # 12 months to February
     assert dest("2022-04")["dest_tension"] == pytest.approx(0.1)  # March's
     assert dest("2022-04")["dest_offers"] == pytest.approx(np.log1p(10))
+    assert dest("2022-04")["dest_national_offers"] == pytest.approx(np.log1p(55))  # 40 + 10 + 5
+    # past the model's market (March is its last month): its last month
+    assert dest("2022-09")["dest_tension"] == pytest.approx(0.1)
     assert np.isnan(dest("2022-01")["dest_tension"])  # nothing known before January
-    # national offers of the 12 months to March: 40 + 10 + 5
-    assert dest("2022-04")["dest_national_offers"] == pytest.approx(np.log1p(55))
 
 
 def test_the_booster_learns_the_departement_that_markov_cannot_see(spark: SparkSession, tables):

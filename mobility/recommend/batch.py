@@ -7,15 +7,15 @@ Active on ``day``
     ``stock_until`` on or before it, in a category of ``flows.stock_categories`` (1-3: seeking now).
 Origin state (``mobility.recommend.examples``)
     The occupation sought that day (at ``flows.level``), the spell's département and region, months since
-    its registration (``train.search_bands``), age reached in the year (``train.age_bands``), education, and
-    the month of ``day``. Equal states are scored once (``state_id``) and joined back to their seekers, so
-    the cost grows with the number of distinct states, not of seekers.
+    its registration (``train.search_bands``), age reached in the year (``train.age_bands``), education (the
+    spell's), and the month of ``day``. Equal states are scored once (``state_id``) and joined back to their
+    seekers, so the cost grows with the number of distinct states, not of seekers.
 Reasons of a line
     ``historical_moves``: hires of ``gold.transitions`` from the origin (occupation, region) to the
     destination, before ``day``; ``dest_offers`` and ``dest_tension``: ``gold.market`` of the destination in
-    the month before ``day``; ``rome_link`` (``mobility.transitions``: same, proche, evolution, same_domaine,
-    same_grand_domaine, other); ``distance_km`` from the origin département's centroid to the destination
-    region's.
+    the month before ``day`` (its last month when ``day`` is past it, as the ranker reads it);
+    ``rome_link`` (``mobility.transitions``: same, proche, evolution, same_domaine, same_grand_domaine,
+    other); ``distance_km`` from the origin département's centroid to the destination region's.
 """
 
 from __future__ import annotations
@@ -70,8 +70,11 @@ def active_states(
         & F.col("category").isin(list(stock_categories))
     )
     months = F.floor(F.datediff(on, F.col("registration_date")) / F.lit(DAYS_PER_MONTH))
-    states = segments.join(
-        seekers.select("seeker_id", "birth_year", "education"), "seeker_id", "left"
+    spell_education = spells.select("seeker_id", "registration_date", "education")  # not the latest spell's
+    states = (
+        segments.join(seekers.select("seeker_id", "birth_year"), "seeker_id", "left").join(
+            spell_education, ["seeker_id", "registration_date"], "left"
+        )
     ).select(
         "seeker_id",
         F.col("occupation").alias("from_rome"),
@@ -110,7 +113,8 @@ def with_reasons(
         .groupBy(*pair)
         .agg(F.count(F.lit(1)).alias("historical_moves"))
     )
-    before = add_months(day, -1)
+    last = market.agg(F.max("month")).first()[0]  # one value
+    before = min(add_months(day, -1), last) if last is not None else add_months(day, -1)
     dest_market = market.where(F.col("month") == F.lit(before)).select(
         F.col("rome").alias("to_rome"),
         F.col("code_region").alias("to_region"),

@@ -4,7 +4,8 @@ destination their hire was in, split by time so that nothing of the future reach
 Origin state
     ``from_rome`` (occupation sought, at the transitions' level), ``from_dept``, ``from_region``,
     ``search_band`` (months searching at the date: ``days_to_move`` / 30.4375, banded by ``search_bands``),
-    ``age_band`` (age reached in the year of the date, banded by ``age_bands``), ``education`` (NIVFOR),
+    ``age_band`` (age reached in the year of the date, banded by ``age_bands``), ``education`` (NIVFOR of
+    the origin spell: ``silver.seekers`` holds the latest spell's, which may come after the date),
     and ``month`` (``YYYY-MM`` of the date: models may read the market of the month before).
     ``sex`` is kept to report on, never as a feature.
 Destination
@@ -50,11 +51,21 @@ def band(value: Column, edges: Sequence[int]) -> Column:
 
 
 def examples(
-    transitions: DataFrame, seekers: DataFrame, *, age_bands: Sequence[int], search_bands: Sequence[int]
+    transitions: DataFrame,
+    seekers: DataFrame,
+    spells: DataFrame,
+    *,
+    age_bands: Sequence[int],
+    search_bands: Sequence[int],
 ) -> DataFrame:
     """One row per hire: ``example_id``, ``seeker_id``, ``date``, the origin state, ``sex``, destination."""
-    hires = transitions.where(F.col("kind") == "hire").join(
-        seekers.select("seeker_id", "birth_year", "sex", "education"), "seeker_id", "left"
+    origin_spell = spells.select(
+        "seeker_id", F.col("registration_date").alias("start_date"), "education"
+    )  # a hire's start_date is its spell's registration date
+    hires = (
+        transitions.where(F.col("kind") == "hire")
+        .join(seekers.select("seeker_id", "birth_year", "sex"), "seeker_id", "left")
+        .join(origin_spell, ["seeker_id", "start_date"], "left")
     )
     months = F.floor(F.col("days_to_move") / F.lit(DAYS_PER_MONTH))
     return hires.select(

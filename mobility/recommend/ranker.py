@@ -10,10 +10,10 @@ Features of a candidate (``FEATURES``)
     at the most specific level the origin was seen at, their product (markov's own score), the
     probability of the region given the origin département; the ROME link type; same region; the distance
     from the origin département's centroid to the destination region's; offers and tension at the
-    destination and tension at the origin in the month before the date scored, and the destination
-    occupation's national offers over the 12 months before it; months searching, age band, education.
-    Sex is never a feature. A month the model's market data does not reach uses the last month it holds
-    (retrain to refresh it).
+    destination and tension at the origin in the month before the date scored (no row that month: no
+    offer, tension unknown), and the destination occupation's national offers over the 12 months to it;
+    months searching, age band, education. Sex is never a feature. A date past the model's market data
+    reads the last month it holds (retrain to refresh it).
 Learning without leaking
     The ranker learns on the examples of the last ``ranker.months`` of the training window, with tables
     learnt on the moves before them, so that no example's features count its own move, and the model keeps
@@ -134,17 +134,17 @@ def candidates(
     roles = roles.rename(columns={f"p_{lv}": f"p_rome_{lv}" for lv in FACTORS["to_rome"]} | {"p": "p_rome"})
     regs = regs.rename(columns={f"p_{lv}": f"p_region_{lv}" for lv in region_levels} | {"p": "p_region"})
     links = tables["links"]
-    own = q[["query", "from_rome"]].rename(columns={"from_rome": "to_rome"})
+    own = q[["query", "from_rome"]].rename(columns={"from_rome": "to_rome"}).dropna()
     linked = q[["query", "from_rome"]].merge(links, on="from_rome")[["query", "to_rome"]]
     top_roles = _top(roles, "p_rome", occupations, "to_rome")[["query", "to_rome"]]
     chosen_roles = pd.concat([top_roles, own, linked], ignore_index=True).drop_duplicates()
-    own_region = q[["query", "from_region"]].rename(columns={"from_region": "to_region"})
+    own_region = q[["query", "from_region"]].rename(columns={"from_region": "to_region"}).dropna()
     top_regs = [
         _top(regs, column, regions, "to_region")[["query", "to_region"]]
         for column in ("p_region", "p_region_departement")
     ]
     chosen_regs = pd.concat([*top_regs, own_region], ignore_index=True).drop_duplicates()
-    cands = chosen_roles.merge(chosen_regs, on="query")
+    cands = chosen_roles.merge(chosen_regs, on="query").dropna(subset=["to_rome", "to_region"])
     cands = cands.merge(roles, on=["query", "to_rome"], how="left").merge(
         regs, on=["query", "to_region"], how="left"
     )
@@ -166,6 +166,8 @@ def _best_probability(
 
 
 def _top(df: pd.DataFrame, column: str, n: int, target: str) -> pd.DataFrame:
+    """The ``n`` best values of ``target`` per query by ``column``, among those it gives a probability."""
+    df = df[df[column].notna() & (df[column] > 0) & df[target].notna()]
     ordered = df.sort_values(["query", column, target], ascending=[True, False, True])
     return ordered[ordered.groupby("query").cumcount() < n]
 
@@ -188,15 +190,17 @@ def _context_features(cands: pd.DataFrame, tables: Mapping[str, pd.DataFrame]) -
     cands["distance_km"] = haversine(
         origin["lat"].to_numpy(), origin["lng"].to_numpy(), dest["lat"].to_numpy(), dest["lng"].to_numpy()
     )
-    cands["_before"] = month_index(cands["month"]) - 1
     market = tables["market"]
-    dest_market = _as_of(cands, market, ["to_rome", "to_region"], ["rome", "code_region"])
-    cands["dest_offers"] = np.log1p(dest_market["offers"].to_numpy())
+    known = market["month_index"].max() if len(market) else np.nan
+    # the month before the date scored, or the model's last month when the date is past it
+    cands["_before"] = np.fmin(month_index(cands["month"]) - 1, known)
+    dest_market = _in_month(cands, market, ["to_rome", "to_region"], ["rome", "code_region"])
+    cands["dest_offers"] = np.log1p(dest_market["offers"].fillna(0.0).to_numpy())
     cands["dest_tension"] = dest_market["tension"].to_numpy()
-    origin_market = _as_of(cands, market, ["from_rome", "from_region"], ["rome", "code_region"])
+    origin_market = _in_month(cands, market, ["from_rome", "from_region"], ["rome", "code_region"])
     cands["origin_tension"] = origin_market["tension"].to_numpy()
-    national = _as_of(cands, tables["national"], ["to_rome"], ["rome"])
-    cands["dest_national_offers"] = np.log1p(national["offers_12m"].to_numpy())
+    national = _in_month(cands, tables["national"], ["to_rome"], ["rome"])
+    cands["dest_national_offers"] = np.log1p(national["offers_12m"].fillna(0.0).to_numpy())
     cands["search_months"] = band_floor(cands["search_band"])
     cands["age"] = band_floor(cands["age_band"])
     vocabulary = tables["education"]["education"].tolist()
@@ -206,27 +210,17 @@ def _context_features(cands: pd.DataFrame, tables: Mapping[str, pd.DataFrame]) -
     return cands[["query", "to_rome", "to_region", *FEATURES]]
 
 
-def _as_of(
+def _in_month(
     left: pd.DataFrame, right: pd.DataFrame, left_keys: list[str], right_keys: list[str]
 ) -> pd.DataFrame:
-    """Per row of ``left``, the row of ``right`` with equal keys and the latest ``month_index`` at or
-    before ``left._before`` (NaN when none), in ``left``'s order."""
-    probe = left[[*left_keys, "_before"]].copy()
-    probe["_row"] = np.arange(len(probe))
-    probe = probe.dropna(subset=["_before"]).rename(columns=dict(zip(left_keys, right_keys, strict=True)))
-    probe["_before"] = probe["_before"].astype("int64")
+    """Per row of ``left``, the values of the row of ``right`` with equal keys and ``month_index`` equal to
+    ``left._before``, in ``left``'s order; NaN when there is none (the market has no all-zero rows: no
+    offer and no seeker that month)."""
+    probe = left[[*left_keys, "_before"]].rename(columns=dict(zip(left_keys, right_keys, strict=True)))
+    probe = probe.rename(columns={"_before": "month_index"})
     values = [c for c in right.columns if c not in (*right_keys, "month_index")]
-    found = pd.merge_asof(
-        probe.sort_values("_before"),
-        right.sort_values("month_index").astype({"month_index": "int64"}),
-        left_on="_before",
-        right_on="month_index",
-        by=right_keys,
-        direction="backward",
-    )
-    out = pd.DataFrame(np.nan, index=np.arange(len(left)), columns=values)
-    out.loc[found["_row"].to_numpy(), values] = found[values].to_numpy(dtype=float)
-    return out
+    found = probe.merge(right, on=[*right_keys, "month_index"], how="left")
+    return found[values].astype(float).reset_index(drop=True)
 
 
 def haversine(lat1: np.ndarray, lng1: np.ndarray, lat2: np.ndarray, lng2: np.ndarray) -> np.ndarray:
@@ -270,11 +264,20 @@ def ranker_tables(
         F.col("tension").cast("double").alias("tension"),
     )
     monthly = market.groupBy("rome", index).agg(F.sum("offers_published").cast("double").alias("offers"))
+    # every (occupation, month) of the calendar, so that each month has its 12-month sum
+    months = monthly.agg(
+        F.explode(F.sequence(F.min("month_index"), F.max("month_index"))).alias("month_index")
+    )
+    calendar = monthly.select("rome").distinct().crossJoin(months)
+    monthly = calendar.join(monthly, ["rome", "month_index"], "left").fillna(0.0, subset=["offers"])
     last_year = Window.partitionBy("rome").orderBy("month_index").rangeBetween(-11, 0)
     tables["national"] = monthly.select(
         "rome", "month_index", F.sum("offers").over(last_year).alias("offers_12m")
     )
-    tables["education"] = train.where(F.col("education").isNotNull()).select("education").distinct()
+    # sorted: a feature's codes must not depend on the order Spark returns rows in (reproduce)
+    tables["education"] = (
+        train.where(F.col("education").isNotNull()).select("education").distinct().orderBy("education")
+    )
     return tables
 
 

@@ -52,14 +52,9 @@ from mobility.tracking import (  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-INPUTS = (
-    "gold.transitions",
-    "silver.seekers",
-    "gold.market",
-    "ref.rome_mobility",
-    "ref.departement",
-    "ref.region",
-)
+EXAMPLES = ("gold.transitions", "silver.seekers", "silver.spells")
+CONTEXT = ("gold.market", "ref.rome_mobility", "ref.departement", "ref.region")  # read by the ranker
+INPUTS = (*EXAMPLES, *CONTEXT)
 MODELS = ("stay", "popular", "markov", "ranker")
 SELECTION_METRIC = "ndcg_at_10"
 
@@ -94,6 +89,7 @@ def learning_data(
     df = examples(
         lake.read("gold.transitions", versions.get("gold.transitions")),
         lake.read("silver.seekers", versions.get("silver.seekers")),
+        lake.read("silver.spells", versions.get("silver.spells")),
         age_bands=t.age_bands,
         search_bands=t.search_bands,
     )
@@ -103,7 +99,7 @@ def learning_data(
 
 def read_inputs(lake: Lake, versions: dict[str, int]) -> dict[str, DataFrame]:
     """The tables a model reads besides the examples, at the given Delta versions."""
-    return {table: lake.read(table, versions.get(table)) for table in INPUTS[2:]}
+    return {table: lake.read(table, versions.get(table)) for table in CONTEXT}
 
 
 def fit(kind: str, train: DataFrame, settings: Settings, inputs: dict[str, DataFrame], w: Windows) -> Fitted:
