@@ -9,7 +9,9 @@ JARS := jars/lib
 PROFILE ?= local
 PYTEST_ARGS ?=
 
-.PHONY: setup jars run test test-fast lint format dist submit mlflow-ui clean
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: setup jars browser run test test-fast lint format dist submit mlflow-ui notebooks clean
 
 setup: $(VENV)/.installed $(JARS)/.fetched
 
@@ -26,11 +28,19 @@ $(JARS)/.fetched: jars/pom.xml jars/fetch.sh $(VENV)/.installed
 	bash jars/fetch.sh $(JARS) $(PY)
 	@touch $@
 
+# The report test opens the report in Debian's Chromium (headless); installed here when missing.
+browser: $(CHROMIUM)
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then \
+	  echo "make: installing Debian's chromium for the report test"; \
+	  apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; \
+	else echo "make: the report test needs Chromium: sudo apt-get install chromium (or CHROMIUM=/path)"; exit 1; fi
+
 run: setup
 	$(BIN)/mobility --profile $(PROFILE) pipeline
 
-test: setup
-	$(BIN)/pytest $(PYTEST_ARGS)
+test: setup $(CHROMIUM)
+	MOBILITY_CHROMIUM=$(CHROMIUM) $(BIN)/pytest $(PYTEST_ARGS)
 
 test-fast: setup
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
@@ -61,8 +71,13 @@ submit: dist
 	  --master $(MASTER) --jars $$(cat dist/jars.txt) --py-files dist/mobility.zip \
 	  jobs/$(STEP).py --profile cluster $(foreach s,$(SET),--set $(s))
 
+# Jupyter for the analyst notebooks (notebooks/): JupyterLab installed into the venv on first use.
+notebooks: setup
+	$(PY) -m pip install -q -e '.[notebooks]'
+	$(BIN)/jupyter lab --notebook-dir notebooks
+
 mlflow-ui: setup
 	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/mlflow ui --backend-store-uri "$$($(BIN)/mobility settings mlflow.tracking_uri)" --default-artifact-root "$$($(BIN)/mobility settings mlflow.artifact_root)" --host 127.0.0.1 --port 5000
 
 clean:
-	rm -rf $(VENV) $(JARS) dist build lake mlflow.db mlartifacts mlruns spark-warehouse *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(JARS) dist build lake reports mlflow.db mlartifacts mlruns spark-warehouse *.egg-info .pytest_cache .ruff_cache

@@ -143,17 +143,23 @@ def paths(ctx: typer.Context) -> None:
     _print_counts(f"paths: done (lake {settings.lake.root})", pipeline.run_paths(settings))
 
 
-def _not_built(name: str) -> None:
-    def command(ctx: typer.Context) -> None:
-        _run(ctx, name)
-
-    command.__doc__ = pipeline.step(name).summary.capitalize() + " (not built yet)."
-    app.command(name, context_settings=_PASS_THROUGH)(command)
-
-
-for _step in pipeline.STEPS:
-    if _step.run is None:
-        _not_built(_step.name)
+@app.command()
+def report(
+    ctx: typer.Context,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder of the report and exports (default report.out).")
+    ] = None,
+    lang: Annotated[
+        str | None, typer.Option(help="Language of the report: fr (default report.lang) or en.")
+    ] = None,
+) -> None:
+    """Write the offline HTML report of the published views and the recommender, with CSV/Parquet exports."""
+    settings: Settings = ctx.obj
+    if lang is not None and lang not in ("fr", "en"):
+        raise typer.BadParameter(f"{lang!r} is not one of fr, en", param_hint="--lang")
+    counts = pipeline.run_report(settings, out=out, lang=lang)
+    _print_counts("report: done", counts)
+    typer.echo(f"report: open file://{counts['report']}")
 
 
 @app.command("pipeline")
@@ -166,18 +172,21 @@ def run_pipeline(
         ),
     ] = None,
 ) -> None:
-    """Run every built step in order: on generated data by default, on --input DIR when given."""
+    """Run every step in order: on generated data by default, on --input DIR when given."""
     settings: Settings = ctx.obj
+    counts: dict[str, object] = {}
     for found in pipeline.STEPS:
-        if found.run is None:
-            typer.echo(f"{found.name}: skipped, not built yet (issue #{found.issue})")
-        elif found.name == "generate" and input_dir is not None:
+        if found.name == "generate" and input_dir is not None:
             typer.echo(f"generate: skipped, ingesting {input_dir}")
         elif found.name == "ingest":
             _print_counts("ingest: done", pipeline.run_ingest(settings, input_dir))
         else:
-            _print_counts(f"{found.name}: done", found.run(settings))
+            counts = found.run(settings)
+            _print_counts(f"{found.name}: done", counts)
     typer.echo(f"pipeline: done (lake {settings.lake.root})")
+    if "report" in counts:
+        typer.echo(f"report: open file://{counts['report']}")
+        typer.echo("MLflow runs and models: make mlflow-ui, then open http://127.0.0.1:5000")
 
 
 @app.command("settings")

@@ -233,6 +233,19 @@ class PathsSettings(_Section):
     months: int = Field(gt=0)
 
 
+class ReportSettings(_Section):
+    """``mobility report`` (definitions: ``mobility.report``)."""
+
+    out: Path
+    lang: Literal["fr", "en"]
+    # Rows of the ranked tables (mobility passes, tense occupations).
+    top: int = Field(gt=0)
+    # An occupation enters the tension ranking with at least this mean stock of seekers (national, monthly).
+    min_stock: int = Field(ge=1)
+
+    _out = field_validator("out")(_resolve_path)
+
+
 class QualitySettings(_Section):
     max_reject_rate: float = Field(ge=0, le=1)
 
@@ -251,6 +264,7 @@ class Settings(_Section):
     train: TrainSettings
     recommend: RecommendSettings
     paths: PathsSettings
+    report: ReportSettings
 
     def get(self, dotted: str) -> Any:
         """Value of ``section.key`` (for the CLI's ``settings`` command and the Makefile)."""

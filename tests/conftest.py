@@ -3,6 +3,8 @@ fresh lake folder per test module."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -69,3 +71,53 @@ def generated_lake(ref_lake: Lake, settings: Settings, tmp_path_factory: pytest.
     ingest(lake, settings, out, batch_id="generated")
     gold.write(lake, settings.flows)
     return lake
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """The generated lake after every step: settings pointing at it and at a session MLflow store."""
+
+    lake: Lake
+    settings: Settings
+    trained: dict  # model -> mobility.recommend.train.Trained, in training order
+
+
+@pytest.fixture(scope="session")
+def tracked_lake(generated_lake: Lake, tmp_path_factory: pytest.TempPathFactory) -> Tracked:
+    """The generated lake with its published views and the four recommenders trained into a session MLflow
+    store (SQLite), trained once for the modules that read models (training, report, notebooks). Modules
+    may train more versions (the champion only moves to a better one) and add recommendation days."""
+    from mobility import publish
+    from mobility.recommend import train
+
+    store = tmp_path_factory.mktemp("mlflow")
+    tracked = load_settings(
+        "test",
+        [
+            f"lake.root={generated_lake.root}",
+            f"mlflow.tracking_uri=sqlite:///{store}/mlflow.db",
+            f"mlflow.artifact_root={store}/artifacts",
+            "train.valid_months=3",
+            "train.test_months=3",
+        ],
+        environ={},
+    )
+    publish.write(generated_lake, tracked.privacy)
+    return Tracked(generated_lake, tracked, {t.model: t for t in train.train(generated_lake, tracked)})
+
+
+@pytest.fixture(scope="session")
+def scored_lake(tracked_lake: Tracked) -> Tracked:
+    """``tracked_lake`` with the champion's recommendations of its last day and the paths written."""
+    from mobility import pipeline
+
+    pipeline.run_recommend(tracked_lake.settings)
+    pipeline.run_paths(tracked_lake.settings)
+    return tracked_lake
+
+
+def seeker_ids_in(text: str, ids: set[str]) -> set[str]:
+    """The ids of ``ids`` (64-hex-digit pseudonyms) found in ``text``: every long run of hex digits is
+    searched, so an id glued to other digits is found too."""
+    runs = re.findall(r"[0-9a-fA-F]{64,}", text)
+    return {i for i in ids if any(i in run.lower() for run in runs)}

@@ -17,11 +17,10 @@ def run(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("step", ["report"])
-def test_steps_not_built_yet_say_so_and_exit_non_zero(step: str):
-    result = run("--profile", "test", step, "--input", "somewhere")
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith(f"mobility: {step}: not built yet (issue #")
+def test_report_in_an_unknown_language_is_a_usage_error(tmp_path: Path):
+    result = run("--profile", "test", "--set", f"lake.root={tmp_path}", "report", "--lang", "de")
+    assert result.returncode == 2
+    assert "'de' is not one of fr, en" in result.stderr
 
 
 def test_recommend_without_a_champion_fails_before_any_work_with_one_line(tmp_path: Path):

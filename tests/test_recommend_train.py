@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from mobility import gold as gold_tables
 from mobility import pipeline
-from mobility.config import Settings, load_settings
+from mobility.config import Settings
 from mobility.errors import MobilityError
 from mobility.lake import Lake
 from mobility.recommend import train as training
@@ -30,25 +30,14 @@ def lake_with_ref(generated_lake: Lake) -> Lake:
 
 
 @pytest.fixture(scope="module")
-def tracked(lake_with_ref: Lake, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """Settings on the generated lake whose MLflow store is the module's own."""
-    store = tmp_path_factory.mktemp("mlflow")
-    return load_settings(
-        "test",
-        [
-            f"lake.root={lake_with_ref.root}",
-            f"mlflow.tracking_uri=sqlite:///{store}/mlflow.db",
-            f"mlflow.artifact_root={store}/artifacts",
-            "train.valid_months=3",
-            "train.test_months=3",
-        ],
-        environ={},
-    )
+def tracked(tracked_lake) -> Settings:
+    """Settings on the generated lake whose MLflow store is the session's."""
+    return tracked_lake.settings
 
 
 @pytest.fixture(scope="module")
-def trained(lake_with_ref: Lake, tracked: Settings) -> dict[str, training.Trained]:
-    return {t.model: t for t in training.train(lake_with_ref, tracked)}
+def trained(tracked_lake) -> dict[str, training.Trained]:
+    return tracked_lake.trained
 
 
 def test_every_model_is_logged_with_metrics_data_versions_and_artifacts(trained, tracked: Settings):
