@@ -159,7 +159,7 @@ def report(
         raise typer.BadParameter(f"{lang!r} is not one of fr, en", param_hint="--lang")
     counts = pipeline.run_report(settings, out=out, lang=lang)
     _print_counts("report: done", counts)
-    typer.echo(f"report: open file://{counts['report']}")
+    typer.echo(f"report: open {Path(str(counts['report'])).resolve().as_uri()}")
 
 
 @app.command("pipeline")
@@ -185,7 +185,7 @@ def run_pipeline(
             _print_counts(f"{found.name}: done", counts)
     typer.echo(f"pipeline: done (lake {settings.lake.root})")
     if "report" in counts:
-        typer.echo(f"report: open file://{counts['report']}")
+        typer.echo(f"report: open {Path(str(counts['report'])).resolve().as_uri()}")
         typer.echo("MLflow runs and models: make mlflow-ui, then open http://127.0.0.1:5000")
 
 

@@ -1,6 +1,7 @@
 """What the report and the notebooks show: small tables computed from the published views.
 
-Every function reads ``gold.published_*`` views (never the gold tables) and reference tables, and returns a
+Every function reads ``gold.published_*`` views (never the gold tables) and reference tables (the
+data-quality summaries: the ingestion log and the quarantine, counting records only), and returns a
 DataFrame whose size is bounded by the referentials (regions, grands domaines, occupations, months), never
 by the number of seekers, so that callers may bring it to the driver.
 
@@ -11,6 +12,8 @@ where it matters (``cells_suppressed``).
 """
 
 from __future__ import annotations
+
+from datetime import date
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -31,6 +34,7 @@ def occupation_labels(rome: DataFrame) -> DataFrame:
 
 
 def grand_domaine_labels(rome_tree: DataFrame) -> DataFrame:
+    """``grand_domaine``, ``label``: the 14 grands domaines of the ROME tree."""
     return rome_tree.where(F.col("level") == "grand_domaine").select(
         F.col("code").alias("grand_domaine"), "label"
     )
@@ -66,10 +70,8 @@ def key_figures(
         F.coalesce(F.sum(F.when(F.col("hires").isNotNull(), F.col("hires"))), F.lit(0)).alias("hires"),
         F.coalesce(F.sum("reorientations"), F.lit(0)).alias("reorientations"),
         _ratio(
-            F.coalesce(
-                F.sum(F.when(~F.col("from_region").eqNullSafe(F.col("to_region")), F.col("moves"))), F.lit(0)
-            ),
-            F.sum("moves"),
+            F.coalesce(F.sum(F.when(F.col("from_region") != F.col("to_region"), F.col("moves"))), F.lit(0)),
+            F.sum(F.when(F.col("from_region").isNotNull() & F.col("to_region").isNotNull(), F.col("moves"))),
         ).alias("share_changing_region"),
         _ratio(
             F.sum(F.col("median_days_to_move") * F.col("moves")),
@@ -204,11 +206,11 @@ def flows_start(flows_region: DataFrame) -> DataFrame:
     return flows_region.agg(F.min("period_start").alias("start"))
 
 
-def _since(df: DataFrame, start: object) -> DataFrame:
+def _since(df: DataFrame, start: date | None) -> DataFrame:
     return df if start is None else df.where(F.col("month") >= F.lit(start))
 
 
-def market_overview(market_national: DataFrame, start: object = None) -> DataFrame:
+def market_overview(market_national: DataFrame, start: date | None = None) -> DataFrame:
     """Per month from ``start``: published seekers in stock, registrations, exits to work, offers and
     positions, and the tension over the occupations whose stock is published."""
     stock = F.col("seekers_stock").isNotNull()
@@ -254,7 +256,7 @@ def tense_occupations(
     return _labelled(ranked, occupation_labels(rome), "rome", "label").orderBy(F.desc("tension"), "rome")
 
 
-def tension_by_region(market: DataFrame, region: DataFrame, start: object = None) -> DataFrame:
+def tension_by_region(market: DataFrame, region: DataFrame, start: date | None = None) -> DataFrame:
     """Per (region, month from ``start``): offers published per seeker in stock, over the occupations whose
     stock is published; at most regions x months rows."""
     shown = _since(market, start).where(F.col("seekers_stock").isNotNull() & F.col("code_region").isNotNull())
@@ -266,28 +268,38 @@ def tension_by_region(market: DataFrame, region: DataFrame, start: object = None
     )
 
 
-def ingestion_summary(ingestion_log: DataFrame, *, batches: int) -> DataFrame:
-    """Per batch (the last ``batches`` ingested) and input table: records read, valid and quarantined, and
-    the files read (a batch re-ingesting the same files reads them again: batches are not summed)."""
-    per = ingestion_log.groupBy("batch_id", "table").agg(
-        F.min("ingested_at").alias("ingested_at"),
-        _sum("read"),
-        _sum("valid"),
-        _sum("quarantined"),
-        F.count_distinct("source_file").alias("files"),
-    )
-    last = (
-        per.groupBy("batch_id")
+def last_batches(ingestion_log: DataFrame, n: int) -> DataFrame:
+    """``batch_id``, ``started``: the last ``n`` batches ingested."""
+    return (
+        ingestion_log.groupBy("batch_id")
         .agg(F.min("ingested_at").alias("started"))
         .orderBy(F.desc("started"))
-        .limit(batches)
+        .limit(n)
     )
-    return per.join(last, "batch_id").orderBy(F.desc("started"), "table").drop("started")
 
 
-def quarantine_reasons(quarantine: DataFrame) -> DataFrame:
-    """Per (table, reason): records quarantined and the files they came from (never a message or the raw
-    record: they may hold personal data)."""
+def ingestion_summary(ingestion_log: DataFrame, batches: DataFrame) -> DataFrame:
+    """Per batch of ``batches`` and input table: records read, valid and quarantined, and the files read
+    (a batch re-ingesting the same files reads them again: batches are not summed)."""
+    per = (
+        ingestion_log.join(batches, "batch_id")
+        .groupBy("batch_id", "started", "table")
+        .agg(
+            F.min("ingested_at").alias("ingested_at"),
+            _sum("read"),
+            _sum("valid"),
+            _sum("quarantined"),
+            F.count_distinct("source_file").alias("files"),
+        )
+    )
+    return per.orderBy(F.desc("started"), "table").drop("started")
+
+
+def quarantine_reasons(quarantine: DataFrame, batches: DataFrame | None = None) -> DataFrame:
+    """Per (table, reason): records quarantined (in ``batches`` when given) and the files they came from
+    (never a message or the raw record: they may hold personal data)."""
+    if batches is not None:
+        quarantine = quarantine.join(batches.select("batch_id"), "batch_id", "left_semi")
     return (
         quarantine.groupBy("table", "reason")
         .agg(F.count(F.lit(1)).alias("records"), F.count_distinct("source_file").alias("files"))

@@ -46,6 +46,7 @@ class Project:
         return self.lake.read(f"gold.published_{view}")
 
     def ref(self, table: str) -> DataFrame:
+        """``ref.<table>``: the referentials (labels, geography)."""
         return self.lake.read(f"ref.{table}")
 
     def table(self, name: str) -> DataFrame:

@@ -174,40 +174,59 @@ def test_the_quarantine_summary_counts_records_and_never_shows_one(spark):
     )
 
 
-def test_small_segments_are_withheld_from_the_card():
+def test_small_segments_are_withheld_from_the_card_with_a_second_one_that_would_give_them_back():
     segments = pd.DataFrame(
         {
-            "segment": ["sex", "sex", "age_band"],
-            "value": ["1", "2", "<26"],
-            "examples": [120, 3, 5],
-            "hit_at_10": [0.8, 1.0, 0.6],
+            "segment": ["age_band", "age_band", "age_band", "sex", "sex"],
+            "value": ["<26", "26-49", "50+", "1", "2"],
+            "examples": [3, 100, 40, 60, 83],
+            "hit_at_10": [1.0, 0.8, 0.7, 0.75, 0.78],
         }
     )
     got = withhold_small(segments, 5)
-    assert got["examples"].tolist()[0::2] == [120, 5] and pd.isna(got["examples"][1])
-    assert pd.isna(got["hit_at_10"][1]) and got["value"][1] == "2"
+    # <26 is small; 50+ goes with it (the age bands add up to the 143 examples shown in total)
+    assert got["examples"].isna().tolist() == [True, False, True, False, False]
+    assert got["hit_at_10"].isna().tolist() == [True, False, True, False, False]
+    assert got["value"].tolist() == ["<26", "26-49", "50+", "1", "2"]
 
 
-def test_recommendations_for_an_origin_withhold_small_counts(spark):
+def test_recommendations_for_an_origin_count_seekers_and_take_their_reasons_from_published_views(spark):
+    day = date(2022, 12, 31)
     recs = spark.createDataFrame(
-        [
-            (date(2022, 12, 31), f"s{i}", 1, "A1101", "11", "A1202", "11", 0.5, 3, 10, 0.2, "proche", 0.0, 7)
-            for i in range(6)
-        ]
-        + [(date(2022, 12, 31), "s0", 2, "A1101", "11", "B1101", "84", 0.1, 12, 1, 0.1, "none", 400.0, 7)],
+        [(day, f"s{i}", 1, "A1101", "11", "A1202", "11", 0.5, "proche", 0.0, 7) for i in range(6)]
+        + [(day, "s0", 2, "A1101", "11", "B1101", "84", 0.1, "none", 400.0, 7)],
         "run_date date, seeker_id string, rank int, from_rome string, from_region string, to_rome string, "
-        "to_region string, score double, historical_moves long, dest_offers long, dest_tension double, "
-        "rome_link string, distance_km double, model_version int",
+        "to_region string, score double, rome_link string, distance_km double, model_version int",
+    )
+    flows = spark.createDataFrame(
+        [
+            ("A1101", "11", "A1202", "11", date(2022, 7, 1), 6),
+            ("A1101", "11", "A1202", "11", date(2022, 10, 1), None),  # withheld: counts for nothing
+            ("A1101", "11", "A1202", "11", date(2023, 1, 1), 9),  # after the day
+            ("A1101", "11", "B1101", "84", date(2022, 7, 1), None),
+        ],
+        "from_rome string, from_region string, to_rome string, to_region string, "
+        "period_start date, hires long",
+    )
+    market = spark.createDataFrame(
+        [
+            ("A1202", "11", date(2022, 11, 1), 3, 0.3),
+            ("A1202", "11", date(2022, 12, 1), 9, 0.9),  # the day's own month: not yet known on the day
+            ("B1101", "84", date(2022, 11, 1), 2, None),  # tension withheld with the stock
+        ],
+        "rome string, code_region string, month date, offers_published long, tension double",
     )
     rome = spark.createDataFrame(
         [("A1202", "v3", "b"), ("B1101", "v3", "c")], "code_rome string, version string, label string"
     )
-    got = explain.for_origin(recs, rome, "A1101", "11", date(2022, 12, 31), min_cell=5).collect()
-    assert [(r["to_rome"], r["seekers"], r["historical_moves"]) for r in got] == [
-        ("A1202", 6, None),  # 3 past hires: under the threshold
-        ("B1101", None, 12),  # one seeker
+    got = explain.for_origin(recs, flows, market, rome, "A1101", "11", day, min_cell=5).collect()
+    assert [
+        (r["to_rome"], r["seekers"], r["published_hires"], r["dest_offers"], r["dest_tension"]) for r in got
+    ] == [
+        ("A1202", 6, 6, 3, 0.3),
+        ("B1101", None, 0, 2, None),  # one seeker: under the threshold
     ]
-    assert "seeker_id" not in got[0].asDict()
+    assert "seeker_id" not in got[0].asDict() and got[0]["to_label"] == "b"
 
 
 def test_numbers_read_in_french_and_english_and_small_counts_are_hidden():

@@ -42,10 +42,16 @@ def _day(millis: int | None) -> str | None:
 
 def withhold_small(segments: pd.DataFrame, min_cell: int) -> pd.DataFrame:
     """Blank the examples and metrics of segments with fewer than ``min_cell`` examples: a segment that small
-    describes few enough people to recognise them."""
+    describes few enough people to recognise them. The values of a segment (men, women) add up to the
+    examples shown in total, so one blanked value would follow by difference: the next smallest is blanked
+    with it."""
     out = segments.copy()
-    small = out["examples"].fillna(0) < min_cell
-    out.loc[small, [c for c in out.columns if c not in ("segment", "value")]] = float("nan")
+    hide = out["examples"].fillna(0) < min_cell
+    for _, group in out.groupby("segment"):
+        hidden = hide[group.index]
+        if hidden.sum() == 1 and len(group) > 1:
+            hide[group.loc[~hidden, "examples"].idxmin()] = True
+    out.loc[hide, [c for c in out.columns if c not in ("segment", "value")]] = float("nan")
     return out
 
 

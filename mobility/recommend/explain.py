@@ -1,9 +1,12 @@
 """What the champion recommends from one origin (occupation, region), and the paths out of it: the tables
 an analyst looks at to judge the recommendations, with their reasons.
 
-``gold.recommendations`` and ``gold.paths`` are internal tables (per seeker, and per origin with small
-step counts): these summaries count seekers per destination and withhold counts under ``min_cell`` (null),
-so that a notebook output showing them holds no small group of people.
+``gold.recommendations`` and ``gold.paths`` are internal tables (per seeker; reasons read from the gold
+tables). These summaries show no seeker, and take every figure about people from the published views:
+the hires of the pair are a sum of published ``flows`` cells, offers and tension those of the published
+market cell (withheld with its stock), and the seekers recommended a destination are shown only from
+``min_cell`` on. Not guaranteed: a reader knowing how many seekers of the origin were scored (``origins``)
+and that each got ``top_k`` destinations can narrow one withheld destination's count down by difference.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from mobility.figures import occupation_labels
+from mobility.paths import destination_tension
 
 
 def _withheld(col: str, min_cell: int) -> F.Column:
@@ -40,6 +44,8 @@ def origins(recommendations: DataFrame, paths: DataFrame, day: date, *, top: int
 
 def for_origin(
     recommendations: DataFrame,
+    published_flows: DataFrame,
+    published_market: DataFrame,
     rome: DataFrame,
     from_rome: str,
     from_region: str,
@@ -47,9 +53,11 @@ def for_origin(
     *,
     min_cell: int,
 ) -> DataFrame:
-    """Destinations recommended on ``day`` to the seekers of one origin: how many seekers got each, its best
-    and mean rank, mean score, and the reasons (past hires origin -> destination, offers and tension at the
-    destination the month before, ROME link, distance). Counts under ``min_cell`` are null."""
+    """Destinations recommended on ``day`` to the seekers of one origin: how many seekers got each (null
+    under ``min_cell``), its best and mean rank and mean score, and the reasons from the published views:
+    ``published_hires`` origin -> destination in the periods starting before ``day`` (a sum of published
+    cells, hence a lower bound), offers and tension of the destination's market cell the month before
+    ``day`` (tension null when the cell's stock is withheld), the ROME link and the distance."""
     recs = recommendations.where(
         (F.col("run_date") == F.lit(day))
         & (F.col("from_rome") == from_rome)
@@ -60,18 +68,38 @@ def for_origin(
         F.min("rank").alias("best_rank"),
         F.avg("rank").alias("mean_rank"),
         F.avg("score").alias("mean_score"),
-        F.max("historical_moves").alias("historical_moves"),
-        F.max("dest_offers").alias("dest_offers"),
-        F.max("dest_tension").alias("dest_tension"),
         F.first("rome_link").alias("rome_link"),
         F.avg("distance_km").alias("distance_km"),
         F.first("model_version").alias("model_version"),
+    )
+    hires = (
+        published_flows.where(
+            (F.col("from_rome") == from_rome)
+            & (F.col("from_region") == from_region)
+            & (F.col("period_start") < F.lit(day))
+        )
+        .groupBy("to_rome", "to_region")
+        .agg(F.sum("hires").cast("long").alias("published_hires"))
+    )
+    last = published_market.agg(F.max("month").alias("last"))
+    month = F.least(F.add_months(F.trunc(F.lit(day), "month"), -1), F.col("last"))
+    market = (
+        published_market.crossJoin(last)
+        .where(F.col("month") == month)
+        .select(
+            F.col("rome").alias("to_rome"),
+            F.col("code_region").alias("to_region"),
+            F.col("offers_published").alias("dest_offers"),
+            F.col("tension").alias("dest_tension"),
+        )
     )
     labels = (
         occupation_labels(rome).withColumnRenamed("rome", "to_rome").withColumnRenamed("label", "to_label")
     )
     return (
-        per.join(F.broadcast(labels), "to_rome", "left")
+        per.join(hires, ["to_rome", "to_region"], "left")
+        .join(market, ["to_rome", "to_region"], "left")
+        .join(F.broadcast(labels), "to_rome", "left")
         .select(
             "to_rome",
             "to_label",
@@ -80,7 +108,7 @@ def for_origin(
             "best_rank",
             "mean_rank",
             "mean_score",
-            _withheld("historical_moves", min_cell),
+            F.coalesce("published_hires", F.lit(0)).alias("published_hires"),
             "dest_offers",
             "dest_tension",
             "rome_link",
@@ -91,10 +119,22 @@ def for_origin(
     )
 
 
-def paths_from(paths: DataFrame, rome: DataFrame, from_rome: str, from_region: str) -> DataFrame:
+def paths_from(
+    paths: DataFrame, published_market: DataFrame, rome: DataFrame, from_rome: str, from_region: str
+) -> DataFrame:
     """The paths of ``gold.paths`` out of one origin, best first, each route spelt "code label (region,
-    p=step probability) -> ..."."""
-    origin = paths.where((F.col("from_rome") == from_rome) & (F.col("from_region") == from_region))
+    p=step probability) -> ...", with the destination's tension over the last 12 months of the published
+    market (its months whose stock is published; the gold tension of the path would give the withheld
+    months back)."""
+    origin = paths.where((F.col("from_rome") == from_rome) & (F.col("from_region") == from_region)).drop(
+        "dest_tension"
+    )
+    shown = published_market.where(F.col("seekers_stock").isNotNull())
+    tension = destination_tension(shown).select(
+        F.col("rome").alias("to_rome"),
+        F.col("region").alias("to_region"),
+        F.col("tension").alias("dest_tension"),
+    )
     steps = origin.select("path_rank", F.explode("steps").alias("s")).select(
         "path_rank",
         F.col("s.step").alias("step"),
@@ -113,6 +153,7 @@ def paths_from(paths: DataFrame, rome: DataFrame, from_rome: str, from_region: s
     )
     return (
         origin.join(routes, "path_rank")
+        .join(tension, ["to_rome", "to_region"], "left")
         .select(
             "path_rank",
             "n_steps",

@@ -17,10 +17,12 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
+import plotly.graph_objects as go
 import plotly.io as pio
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 from plotly.offline import get_plotlyjs
+from pyspark.sql import DataFrame
 
 from mobility import figures
 from mobility.config import Settings
@@ -64,12 +66,12 @@ def _num(text: str) -> tuple[str, str]:
     return (text, "num")
 
 
-def _pandas(df) -> pd.DataFrame:
+def _pandas(df: DataFrame) -> pd.DataFrame:
     """A small Spark result to pandas (the figures are bounded by the referentials)."""
     return df.toPandas()
 
 
-def has_data(fig) -> bool:
+def has_data(fig: go.Figure) -> bool:
     """Whether any trace of ``fig`` holds a value to draw (a chart of nothing is replaced by a sentence)."""
 
     def filled(values: object) -> bool:
@@ -91,7 +93,7 @@ def has_data(fig) -> bool:
     return False
 
 
-def _chart(t: Text, fig) -> Markup:
+def _chart(t: Text, fig: go.Figure) -> Markup:
     if not has_data(fig):
         title = html.escape(fig.layout.title.text or "")
         colon = "\u00a0:" if t.fr else ":"
@@ -305,7 +307,8 @@ def _quality_section(lake: Lake, t: Text) -> Section:
     if not lake.exists("silver.ingestion_log"):
         s.blocks.append(t("q_none"))
         return s
-    ingested = _pandas(figures.ingestion_summary(lake.read("silver.ingestion_log"), batches=BATCHES_SHOWN))
+    batches = figures.last_batches(lake.read("silver.ingestion_log"), BATCHES_SHOWN)
+    ingested = _pandas(figures.ingestion_summary(lake.read("silver.ingestion_log"), batches))
     table = Table(
         [t("q_batch"), t("q_when"), t("table"), t("q_read"), t("q_valid"), t("q_quarantined"), t("q_files")]
     )
@@ -314,15 +317,15 @@ def _quality_section(lake: Lake, t: Text) -> Section:
             _cell(r.batch_id, "mono"),
             _cell(f"{r.ingested_at:%Y-%m-%d %H:%M}"),
             _cell(r.table, "mono"),
-            _count(t, r.read),
-            _count(t, r.valid),
-            _count(t, r.quarantined),
+            _num(t.int(r.read)),
+            _num(t.int(r.valid)),
+            _num(t.int(r.quarantined)),
             _num(t.int(r.files)),
         ]
         for r in ingested.itertuples()
     ]
-    s.blocks += [t("q_note", n=ingested["batch_id"].nunique(), m=t.min_cell), table]
-    reasons = _pandas(figures.quarantine_reasons(lake.read("silver.quarantine")))
+    s.blocks += [t("q_note", n=ingested["batch_id"].nunique()), table]
+    reasons = _pandas(figures.quarantine_reasons(lake.read("silver.quarantine"), batches))
     if len(reasons):
         table = Table([t("table"), t("q_reason"), "", t("q_records"), t("q_files")])
         table.rows = [
@@ -330,7 +333,7 @@ def _quality_section(lake: Lake, t: Text) -> Section:
                 _cell(r.table, "mono"),
                 _cell(r.reason, "mono"),
                 _cell(t.reason(r.reason)),
-                _count(t, r.records),
+                _num(t.int(r.records)),
                 _num(t.int(r.files)),
             ]
             for r in reasons.itertuples()

@@ -100,12 +100,8 @@ def flow_map(pairs: pd.DataFrame, balance: pd.DataFrame, t: Text, *, top: int = 
 def region_matrix(pairs: pd.DataFrame, t: Text) -> go.Figure:
     """Heatmap of published moves from a region (rows) to another (columns); the diagonal is left out."""
     crossing = pairs[pairs["from_region"] != pairs["to_region"]]
-    order = (
-        pairs[["from_region", "from_name"]]
-        .drop_duplicates()
-        .sort_values("from_region")
-        .rename(columns={"from_region": "region", "from_name": "name"})
-    )
+    ends = [pairs[[f"{e}_region", f"{e}_name"]].set_axis(["region", "name"], axis=1) for e in ("from", "to")]
+    order = pd.concat(ends).drop_duplicates("region").sort_values("region")
     names = dict(zip(order["region"], order["name"].map(_short), strict=True))
     grid = crossing.pivot_table(index="from_region", columns="to_region", values="moves", aggfunc="sum")
     grid = grid.reindex(index=order["region"], columns=order["region"])

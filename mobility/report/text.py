@@ -48,9 +48,15 @@ _T: dict[str, tuple[str, str]] = {
         "dont réorientations (changement de métier recherché)",
         "of which reorientations (change of occupation sought)",
     ),
-    "k_region": ("Part des mobilités qui changent de région", "Share of moves changing region"),
+    "k_region": (
+        "Part des mobilités qui changent de région (régions connues)",
+        "Share of moves changing region (regions known)",
+    ),
     "k_occupation": ("Part des mobilités qui changent de métier", "Share of moves changing occupation"),
-    "k_days": ("Délai médian entre inscription et mobilité", "Median time from registration to move"),
+    "k_days": (
+        "Délai de l'inscription à la mobilité (médianes publiées, moyenne pondérée)",
+        "Time from registration to move (published medians, weighted mean)",
+    ),
     "k_stock": (
         "Demandeurs d'emploi en fin de mois (catégories A, B, C), {month}",
         "Job seekers at month end (categories A, B, C), {month}",
@@ -91,8 +97,8 @@ _T: dict[str, tuple[str, str]] = {
     "c_leaving": ("Métiers que l'on quitte le plus", "Occupations most left"),
     "c_arriving": ("Métiers que l'on rejoint le plus", "Occupations most joined"),
     "c_delay": (
-        "Délai médian de mobilité par grand domaine d'origine",
-        "Median time to move by grand domaine of origin",
+        "Délai de mobilité par grand domaine d'origine (médianes publiées, moyenne pondérée par les mobilités)",
+        "Time to move by grand domaine of origin (published medians, mean weighted by moves)",
     ),
     "c_offers_share": (
         "Part des retours à l'emploi passés par une offre publiée",
@@ -223,10 +229,10 @@ _T: dict[str, tuple[str, str]] = {
     "q_records": ("Enregistrements", "Records"),
     "q_none": ("Aucun enregistrement n'a été mis en quarantaine.", "No record was quarantined."),
     "q_note": (
-        "Les {n} derniers lots ingérés, par table d'entrée. Chaque enregistrement rejeté est gardé en "
-        "quarantaine avec son motif ; un effectif sous {m} est affiché « < {m} ».",
-        "The last {n} batches ingested, per input table. Every rejected record is kept in quarantine with "
-        'its reason; a count under {m} shows as "< {m}".',
+        "Les {n} derniers lots ingérés, par table d'entrée, et leurs rejets par motif. Ce sont des nombres "
+        "d'enregistrements (lignes de fichiers), pas de personnes ; aucun enregistrement n'est montré.",
+        "The last {n} batches ingested, per input table, and their rejects per reason. These are numbers of "
+        "records (lines of files), not of people; no record is shown.",
     ),
     # exports
     "e_note": (
