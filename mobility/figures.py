@@ -140,7 +140,9 @@ def occupation_passes(
 ) -> DataFrame:
     """The ``top`` most frequent moves from one occupation to another (the mobility "passes"), over every
     period, from the published top destinations: moves, share of the origin's movers, labels, and the
-    official ROME v3 link between them (``proche``, ``evolution`` or null)."""
+    official ROME v3 link between them (``proche``, ``evolution`` or null). Only each origin's first
+    ``flows.top_destinations`` are published, so a pair beyond them is not ranked (the published pair totals
+    are cut there for privacy)."""
     pairs = (
         occupation_mobility.select("from_rome", F.explode("top_destinations").alias("d"))
         .select("from_rome", "d.to_rome", "d.moves", "d.share")
