@@ -114,10 +114,12 @@ def _views(lake: Lake) -> dict[str, object]:
     return {t: lake.read(f"gold.published_{t}") for t in GOLD_TABLES}
 
 
-def sections(lake: Lake, settings: Settings, t: Text, card: ModelCard | None) -> tuple[list[Section], dict]:
+def sections(
+    lake: Lake, views: dict[str, DataFrame], settings: Settings, t: Text, card: ModelCard | None
+) -> tuple[list[Section], dict]:
     """The report's sections, and the header's facts."""
     top = settings.report.top
-    v = _views(lake)
+    v = views
     ref = {name: lake.read(f"ref.{name}") for name in ("rome", "rome_tree", "rome_mobility", "region")}
     key = figures.key_figures(v["flows_region"], v["occupation_mobility"], v["market_national"]).first()
     month = key["last_month"].strftime("%Y-%m") if key["last_month"] else "?"
@@ -370,14 +372,14 @@ def build(lake: Lake, settings: Settings, out: Path, lang: str) -> dict[str, obj
     """Write ``out/rapport.html`` (``report.html`` in English) and ``out/exports/``; figures of the run."""
     started = time.monotonic()
     t = Text(lang, settings.privacy.min_cell)
-    _views(lake)  # fails before any work when the flows step has not run
+    views = _views(lake)  # fails before any work when the flows step has not run
     out.mkdir(parents=True, exist_ok=True)
     try:
         card = model_card(settings)
     except MobilityError as error:  # tracking unreachable: the report still has the lake's figures
         log.warning("report: no recommender card (%s)", error)
         card = None
-    parts, header = sections(lake, settings, t, card)
+    parts, header = sections(lake, views, settings, t, card)
     log.info("report: figures read in %.1f s", time.monotonic() - started)
     exported = exports.write(lake, out / "exports", lang)
     path = out / (REPORT_FILE if lang == "fr" else "report.html")
