@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup jars browser run test test-fast lint format dist submit mlflow-ui notebooks clean
+.PHONY: setup jars browser run test test-fast bench lint format dist submit mlflow-ui notebooks clean
 
 setup: $(VENV)/.installed $(JARS)/.fetched
 
@@ -44,6 +44,11 @@ test: setup $(CHROMIUM)
 
 test-fast: setup
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+# The benchmark harness (bench/README.md): make bench SCALE=S|M|L [SET="spark.shuffle_partitions=16"]
+SCALE ?= S
+bench: setup
+	$(PY) -m bench.run --scale $(SCALE) $(foreach s,$(SET),--set $(s))
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -136,6 +136,7 @@ def _sql_dates(dates: Iterable[date]) -> str:
 
 def _distinct_dates(df: DataFrame, column: str) -> list[date]:
     """The distinct values of a month or period column: one per month of the calendar at most."""
+    # bounded: one value per month or period of the calendar
     return [row[0] for row in df.select(column).distinct().collect() if row[0] is not None]
 
 
@@ -170,7 +171,7 @@ def new_batches(lake: Lake, since: State) -> list[str]:
     """Batches ingested after the build of ``since``: the rows the append-only ingestion log gained."""
     now = lake.read("silver.ingestion_log").select("batch_id")
     before = lake.read("silver.ingestion_log", since.ingestion_log).select("batch_id")
-    return sorted(row[0] for row in now.exceptAll(before).distinct().collect())  # one row per batch
+    return sorted(row[0] for row in now.exceptAll(before).distinct().collect())  # bounded: one row per batch
 
 
 def touched_seekers(silver: dict[str, DataFrame], touched_offers: DataFrame, batches: list[str]) -> DataFrame:

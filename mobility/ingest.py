@@ -663,9 +663,9 @@ def ingest(lake: Lake, settings: Settings, input_dir: Path, batch_id: str | None
             F.count(F.when(is_valid(), 1)).alias("valid"),
             F.count(F.when(~is_valid(), 1)).alias("quarantined"),
         )
-        for row in counts.orderBy("source_file").collect():  # one row per file
+        for row in counts.orderBy("source_file").collect():  # bounded: one row per file
             report.counts.append({"table": table, **row.asDict()})
-        for row in df.where(~is_valid()).groupBy("_reason").count().collect():  # one row per reason
+        for row in df.where(~is_valid()).groupBy("_reason").count().collect():  # bounded: one row per reason
             report.reasons[row["_reason"]] = report.reasons.get(row["_reason"], 0) + row["count"]
     if "spells" in conformed:
         touched = conformed["spells"].where(is_valid()).select("seeker_id").distinct()

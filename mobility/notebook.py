@@ -56,6 +56,7 @@ class Project:
     @staticmethod
     def small(df: DataFrame) -> pd.DataFrame:
         """A small Spark result (figures bounded by the referentials) as pandas, for plotting."""
+        # bounded: the caller's figure, bounded by the referentials
         return df.toPandas()
 
 

@@ -327,6 +327,7 @@ def solve(
             .repartition(partitions, "cell")
             .localCheckpoint(eager=False)
         )
+        # bounded: one row per published table
         changed = state.where("_changed").groupBy("table").count().collect()
         log.debug("suppression round %d: %s in %.1f s", round_, {r["table"]: r["count"] for r in changed},
                   time.monotonic() - began)  # fmt: skip

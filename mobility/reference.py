@@ -420,6 +420,7 @@ def check_codes(table: str, df: DataFrame, files: str) -> None:
     bad = F.lit(False)
     for column, pattern in checks:
         bad = bad | F.col(column).isNull() | ~F.col(column).rlike(pattern)
+    # bounded: three example rows for the error message
     rows = df.where(bad).select(*(c for c, _ in checks)).limit(3).collect()
     if rows:
         shown = "; ".join(", ".join(f"{k}={v!r}" for k, v in row.asDict().items()) for row in rows)
@@ -467,6 +468,7 @@ def load(spark: SparkSession, lake: Lake, settings: ReferenceSettings) -> dict[s
 
 
 def _count_by(df: DataFrame, column: str) -> dict[str, int]:
+    # bounded: one row per value of a reference column
     return {row[column]: row["n"] for row in df.groupBy(column).agg(F.count("*").alias("n")).collect()}
 
 

@@ -118,6 +118,7 @@ def fit(kind: str, train: DataFrame, settings: Settings, inputs: dict[str, DataF
 
 def _pandas(tables: dict[str, DataFrame]) -> dict[str, pd.DataFrame]:
     """Tables bounded by the referential (occupations x regions x ``top_n``, months of the market)."""
+    # bounded: occupations x regions x top_n, months of the market
     return {name: df.toPandas() for name, df in tables.items()}
 
 
@@ -135,7 +136,8 @@ def fit_ranker(train: DataFrame, settings: Settings, inputs: dict[str, DataFrame
         )
     fraction = min(1.0, r.max_examples / available)
     drawn = recent.sample(fraction=fraction, seed=r.seed).limit(r.max_examples)
-    learning = drawn.select(*ranker.QUERY_COLUMNS, "to_rome", "to_region").toPandas()  # max_examples rows
+    # bounded: max_examples rows
+    learning = drawn.select(*ranker.QUERY_COLUMNS, "to_rome", "to_region").toPandas()
     tables = _pandas(
         ranker.ranker_tables(
             before,
@@ -247,6 +249,7 @@ def train_model(
             mlflow.log_metrics({f"fit_{name}": value for name, value in fitted.figures.items()})
         if fitted.importances is not None:
             _log_importances(fitted.importances, folder)
+        # bounded: five rows (the model's input example)
         sample = parts["test"].select(*INPUT_COLUMNS).dropna().limit(5).toPandas()
         model_uri = _log_model(kind, fitted, sample, folder)
         scores: dict[str, dict[str, float]] = {}
@@ -257,9 +260,10 @@ def train_model(
             scores[window] = {m: float(row[m] or 0.0) for m in METRICS}
             mlflow.log_metrics({f"{window}_{m}": v for m, v in scores[window].items()})
             if window == "test":
-                segments = segment_metrics(parts[window], ranked).toPandas()  # segments x values
+                segments = segment_metrics(parts[window], ranked).toPandas()  # bounded: segments x values
                 segments.to_csv(folder / "segments.csv", index=False)
                 mlflow.log_artifact(str(folder / "segments.csv"))
+                # bounded: one row per reliability bin
                 _log_plots(reliability(parts[window], ranked).toPandas(), folder)
             ranked.unpersist()
         version = int(mlflow.register_model(model_uri, t.model_name).version)

@@ -68,6 +68,7 @@ def _num(text: str) -> tuple[str, str]:
 
 def _pandas(df: DataFrame) -> pd.DataFrame:
     """A small Spark result to pandas (the figures are bounded by the referentials)."""
+    # bounded: figures bounded by the referentials (mobility.figures)
     return df.toPandas()
 
 
@@ -222,7 +223,8 @@ def sections(
     s.blocks.append(_chart(t, charts.tension_by_region(by_region, t)))
     out.append(s)
 
-    regions = dict(ref["region"].select("code_region", "name").toPandas().itertuples(index=False))  # 18 rows
+    # bounded: 18 rows
+    regions = dict(ref["region"].select("code_region", "name").toPandas().itertuples(index=False))
     out.append(_model_section(card, t, regions))
     out.append(_quality_section(lake, t))
     s = Section("method", t("s_method"))

@@ -73,6 +73,7 @@ def read_reference(lake: Lake) -> dict[str, pd.DataFrame]:
             df = df.where((F.col("fap_level") == "fap225") & F.col("geo_level").isin("reg", "nat"))
         elif table == "ref.rome_mobility":
             df = df.where(F.col("version") == "v3")
+        # bounded: the reference tables (fixed size)
         frames[table] = df.toPandas()
     return frames
 
