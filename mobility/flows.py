@@ -54,6 +54,7 @@ from mobility.transitions import (
     V4_PROCHE_MAX_RANK,
     RefTables,
     build_transitions,
+    occupation_segments,
 )
 
 PERIODS = ("month", "quarter", "year")
@@ -378,7 +379,8 @@ def build_gold(
     ``occupation_mobility``, ``unusual_pairs``; and ``transitions_quality``, a one-row frame of quality
     figures (``mobility.transitions``) for the caller to log (and store if it likes).
 
-    The frames are lazy. With ``persist``, ``transitions``, ``market_facts`` and ``market`` are persisted
+    The frames are lazy. With ``persist``, the spells' occupation segments (read by the transitions and the
+    market alike), the matched hires, ``transitions``, ``market_facts`` and ``market`` are persisted
     (memory and disk), so that writing the tables one after the other computes each once; the caller
     releases them when done (``spark.catalog.clearCache()`` at the end of the step). The keyword arguments
     are the step's settings, documented in ``mobility.transitions``, ``mobility.market`` and this module.
@@ -388,6 +390,10 @@ def build_gold(
     changes = lake.read("silver.sought_changes")
     hires = lake.read("silver.hires")
     offers = lake.read("silver.offers")
+    # The spells' occupation segments feed both the transitions and the market: computed once.
+    segments = occupation_segments(spells, changes, level=level)
+    if persist:
+        segments = segments.persist(StorageLevel.MEMORY_AND_DISK)
     built = build_transitions(
         spells,
         changes,
@@ -398,12 +404,14 @@ def build_gold(
         grace_days=grace_days,
         geo_level=geo_level,
         v4_proche_max_rank=v4_proche_max_rank,
+        segments=segments,
+        persist=persist,
     )
-
-    facts = market_facts(spells, changes, hires, offers, level=level, stock_categories=stock_categories)
+    facts = market_facts(
+        spells, changes, hires, offers, level=level, stock_categories=stock_categories, segments=segments
+    )
     transitions = built.transitions
     if persist:
-        transitions = transitions.persist(StorageLevel.MEMORY_AND_DISK)
         facts = facts.persist(StorageLevel.MEMORY_AND_DISK)
     markets = market_tables(facts, rolling_months=rolling_months)
     if persist:

@@ -608,11 +608,13 @@ def ingest(lake: Lake, settings: Settings, input_dir: Path, batch_id: str | None
     for table, (kind, _) in TABLES.items():
         if kind not in by_kind:
             continue
+        # Read once: bronze and the conformed records both come from this copy (reading the files costs
+        # two passes, one of them numbering the lines).
         if kind == "offers":
-            raw[table] = offer_records(spark, by_kind[kind], staging)
+            raw[table] = offer_records(spark, by_kind[kind], staging).persist(StorageLevel.MEMORY_AND_DISK)
             conformed[table] = conform_offers(raw[table], refs)
         else:
-            raw[table] = csv_records(spark, by_kind[kind], staging, key)
+            raw[table] = csv_records(spark, by_kind[kind], staging, key).persist(StorageLevel.MEMORY_AND_DISK)
             conformed[table] = conformers[table](raw[table], refs)
 
     # Checks across tables: against this batch's valid records and what silver already holds.
@@ -673,7 +675,7 @@ def ingest(lake: Lake, settings: Settings, input_dir: Path, batch_id: str | None
         lake.merge(
             _seekers(spells), "silver.seekers", ["seeker_id"], update_when="s._row_hash <> t._row_hash"
         )
-    for df in conformed.values():
+    for df in (*conformed.values(), *raw.values()):
         df.unpersist()
     if empty:
         _quarantine_empty(lake, empty, batch_id, at, report)

@@ -102,12 +102,14 @@ def market_facts(
     *,
     level: str = "rome_v3",
     stock_categories: Sequence[int] = STOCK_CATEGORIES,
+    segments: DataFrame | None = None,
 ) -> DataFrame:
     """The monthly facts every market table aggregates: one row per (``rome``, ``code_region``,
     ``code_departement``, ``month``) with ``stock_delta`` (entries into the stock minus exits from it) and
     the monthly flows. An offer's ``code_region`` (``code_departement``) is null unless it counts in region
     (département) rows. The expensive part of the market (the spells' occupation segments); compute it once
-    and give it to ``market_table`` for each geography."""
+    and give it to ``market_table`` for each geography. ``segments``: the spells' ``occupation_segments`` at
+    ``level`` when the caller has them already (transitions read them too)."""
     check_level(level)
     keys = ["rome", "code_region", "code_departement"]
 
@@ -125,7 +127,8 @@ def market_facts(
         return exploded.select(*keys, "_fact.*")
 
     # One pass over the segments of spells: stock entries and exits, registrations, exits to work.
-    segments = occupation_segments(spells, sought_changes, level=level)
+    if segments is None:
+        segments = occupation_segments(spells, sought_changes, level=level)
     stocked = F.col("category").isin(*stock_categories) & (
         F.col("stock_until").isNull() | (F.col("stock_until") > F.col("seg_start"))
     )

@@ -67,6 +67,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -397,18 +398,26 @@ def build_transitions(
     grace_days: int = GRACE_DAYS,
     geo_level: str = "departement",
     v4_proche_max_rank: int = V4_PROCHE_MAX_RANK,
+    segments: DataFrame | None = None,
+    persist: bool = False,
 ) -> Transitions:
     """``gold.transitions`` (columns ``TRANSITION_COLUMNS``) and its quality figures, from silver tables.
 
     ``level``: occupation level compared, ``rome_v3`` (default) or ``rome``. ``grace_days``: a hire up to
     this many days after a spell's end still belongs to it (31). ``geo_level``: the place level of a
     ``geographic`` mobility, ``departement`` (default) or ``region``. ``v4_proche_max_rank``: ROME 4.0
-    ranked links up to this rank count as ``proche``, beyond as ``evolution`` (5).
+    ranked links up to this rank count as ``proche``, beyond as ``evolution`` (5). ``segments``: the
+    ``occupation_segments`` of these spells at ``level``, when the caller computed them already (the market
+    reads them too). ``persist``: keep the matched hires and the transitions (memory and disk), so that the
+    quality figures and the caller's write compute each once; the caller releases them.
     """
     check_level(level)
     check_geo_level(geo_level)
-    segments = occupation_segments(spells, sought_changes, level=level)
+    if segments is None:
+        segments = occupation_segments(spells, sought_changes, level=level)
     matched = match_hires(hires, segments, offers, level=level, grace_days=grace_days)
+    if persist:
+        matched = matched.persist(StorageLevel.MEMORY_AND_DISK)
     moves = _hire_moves(matched, level).unionByName(_reorientations(segments))
     moves = with_rome_link(moves, refs.rome_mobility, v4_proche_max_rank=v4_proche_max_rank)
     moves = with_distance(moves, refs.commune, refs.departement)
@@ -421,6 +430,8 @@ def build_transitions(
             ),
         }
     ).select(*TRANSITION_COLUMNS)
+    if persist:
+        moves = moves.persist(StorageLevel.MEMORY_AND_DISK)
 
     has_spell = F.col("_origin").isNotNull()
     hire_figures = matched.agg(

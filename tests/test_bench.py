@@ -1,0 +1,128 @@
+"""The benchmark harness: the DuckDB reference agrees with Spark, the targets are judged from the figures,
+no library code brings growing data to the driver, and ``make bench SCALE=S`` runs whole (slow)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import duckdb_reference, targets
+from bench.run import snapshot_files
+from mobility.lake import Lake
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_library_brings_no_growing_data_to_the_driver():
+    assert targets.unbounded_collects() == []
+
+
+def test_a_collect_without_its_bound_is_found(tmp_path: Path):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "ok.py").write_text(
+        "a = df.groupBy('x').count().collect()  # bounded: one row per x\n"
+        "# bounded: five rows\n"
+        "b = df.limit(5).toPandas()\n"
+        "# df.collect() in a comment is not a call\n"
+    )
+    (package / "bad.py").write_text("rows = df.collect()  # every seeker\npdf = df.toPandas()\n")
+    assert targets.unbounded_collects(package) == [
+        "pkg/bad.py:1: rows = df.collect()  # every seeker",
+        "pkg/bad.py:2: pdf = df.toPandas()",
+    ]
+
+
+def test_duckdb_reference_finds_the_totals_of_spark_gold_tables(generated_lake: Lake, settings, tmp_path):
+    flows = settings.flows
+    result = duckdb_reference.run(
+        snapshot_files(generated_lake),
+        tmp_path / "duckdb",
+        level=flows.level,
+        grace_days=flows.grace_days,
+        stock_categories=flows.stock_categories,
+        rolling_months=flows.rolling_months,
+        period=flows.period,
+        threads=2,
+        memory_limit="2GB",
+    )
+    spark = duckdb_reference.spark_totals(
+        {name: generated_lake.read(f"gold.{name}") for name in duckdb_reference.TOTALS}
+    )
+    assert result["totals"] == spark
+    assert spark["transitions"]["rows"] > 1000 and spark["flows"]["seekers_at_origin"] > 0
+    assert result["rows_in"]["spells"] == generated_lake.read("silver.spells").count()
+    assert {p.name for p in (tmp_path / "duckdb").glob("*.parquet")} == {
+        "transitions.parquet", "market.parquet", "flows.parquet",
+    }  # fmt: skip
+
+
+def _result(scale: str, seconds: dict[str, float], **extra) -> dict:
+    steps = [
+        {"step": name, "seconds": s, "rows_in": 600_000, "failed_tasks": 0, "processes_peak_bytes": 8 * 2**30,
+         "driver_python_peak_bytes": 2**29}
+        for name, s in seconds.items()
+    ]  # fmt: skip
+    e2e = sum(s for name, s in seconds.items() if name != "generate")
+    return {"scale": scale, "seekers": 6_000_000, "started": "2026-11-26T10:00:00",
+            "steps": steps, "end_to_end_seconds": e2e, "duckdb": None, **extra}  # fmt: skip
+
+
+def _verdicts(result: dict, others: dict) -> dict[str, str]:
+    return {t["target"].split(".")[0]: t["verdict"] for t in targets.judge(result, others)}
+
+
+def test_targets_are_judged_from_the_figures():
+    m = _result("M", {"generate": 10, "ingest": 100, "flows": 100, "recommend": 30})
+    fast = _result(
+        "L",
+        {"generate": 30, "ingest": 500, "flows": 400, "recommend": 30},
+        duckdb={"seconds": 200, "same_totals": True, "differences": {}},
+    )
+    verdicts = _verdicts(fast, {"M": m})
+    assert verdicts == {"1": "met", "2": "met", "3": "met", "4a": "met", "4b": "met", "5": "met"}
+
+    slow = _result(
+        "L",
+        {"generate": 400, "ingest": 700, "flows": 700, "recommend": 40},
+        duckdb={"seconds": 200, "same_totals": False, "differences": {"flows.moves": {}}},
+    )
+    verdicts = _verdicts(slow, {"M": m})
+    # 23.4 min end to end; flows 3.5x DuckDB and totals differ; ingest grew 7x; 0.9 M seekers/min
+    missed = {"1": "missed", "2": "missed", "3": "missed", "4a": "missed", "4b": "missed"}
+    assert verdicts == {**missed, "5": "met"}
+    assert "= 3.5x; 1 totals differ" in targets.judge(slow, {"M": m})[1]["figure"]
+
+    small = _result("S", {"generate": 400, "ingest": 700, "flows": 700, "recommend": 40})
+    expected = {"not judged (L only)", "not judged", "not judged (M, L)", "met"}
+    assert set(_verdicts(small, {}).values()) == expected
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_make_bench_at_scale_s_runs_every_step_and_writes_its_table(tmp_path: Path):
+    results = tmp_path / "results"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--scale", "S", "--results", str(results)],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=1400,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    (json_path,) = results.glob("S-*.json")
+    result = json.loads(json_path.read_text())
+    assert [s["step"] for s in result["steps"]] == list(("generate", "ingest", "flows", "train", "recommend",
+                                                         "paths", "report"))  # fmt: skip
+    for step in result["steps"]:
+        assert step["seconds"] > 0 and step["rows_out"] > 0, step
+        assert step["driver_jvm_peak_bytes"] > 2**28 and step["driver_python_peak_bytes"] > 2**26
+        assert step.get("failed_tasks", 0) == 0
+    ingest = result["steps"][1]
+    assert ingest["rows_in"] > 300_000 and ingest["shuffle_write_bytes"] > 0 and ingest["stages"] > 0
+    assert result["duckdb"]["same_totals"], result["duckdb"]["differences"]
+    assert len(result["targets"]) == 6
+    table = (results / json_path.name.replace(".json", ".md")).read_text()
+    assert "| flows |" in table and "## Targets" in table
+    assert "5. no collect or toPandas of growing data" in done.stdout
