@@ -226,8 +226,11 @@ def train_model(
     w: Windows,
     versions: dict[str, dict],
     inputs: dict[str, DataFrame],
+    scored: dict[int, float] | None = None,
 ) -> Trained:
-    """One model: fit, log, evaluate through the logged model, register, decide the champion."""
+    """One model: fit, log, evaluate through the logged model, register, decide the champion. ``scored``:
+    the test score of versions registered earlier in this training, on these same test examples (the
+    champion is not scored again when it is one of them); this model's is added to it."""
     t = settings.train
     uri = settings.mlflow.tracking_uri
     parts = split(data, w)
@@ -267,7 +270,9 @@ def train_model(
                 _log_plots(reliability(parts[window], ranked).toPandas(), folder)
             ranked.unpersist()
         version = int(mlflow.register_model(model_uri, t.model_name).version)
-        champion_score = _champion_score(parts["test"], settings)
+        champion_score = _champion_score(parts["test"], settings, scored or {})
+        if scored is not None:
+            scored[version] = scores["test"][SELECTION_METRIC]
         client = mlflow.MlflowClient(uri)
         decision = promote(
             client,
@@ -295,12 +300,16 @@ def train_model(
         return Trained(kind, run.info.run_id, model_uri, version, scores["test"], decision)
 
 
-def _champion_score(test: DataFrame, settings: Settings) -> float | None:
-    """The current champion's NDCG@10 on these test examples (None without a champion)."""
+def _champion_score(test: DataFrame, settings: Settings, scored: dict[int, float]) -> float | None:
+    """The current champion's NDCG@10 on these test examples (None without a champion); from ``scored``
+    when the champion was scored on them already."""
     t = settings.train
     uri = settings.mlflow.tracking_uri
-    if champion_version(mlflow.MlflowClient(uri), t.model_name) is None:
+    champion = champion_version(mlflow.MlflowClient(uri), t.model_name)
+    if champion is None:
         return None
+    if champion in scored:
+        return scored[champion]
     ranked = ranked_examples(test, f"models:/{t.model_name}@champion", top_k=t.top_k, tracking_uri=uri)
     return float(metrics(test, ranked).first()[SELECTION_METRIC] or 0.0)
 
@@ -314,7 +323,8 @@ def train(lake: Lake, settings: Settings, *, models: tuple[str, ...] = MODELS) -
     inputs = read_inputs(lake, read_at)
     log.info("train: windows train < %s <= valid < %s <= test < %s", w.cutoff, w.test_start, w.test_end)
     try:
-        return [train_model(lake, settings, kind, data, w, versions, inputs) for kind in models]
+        scored: dict[int, float] = {}
+        return [train_model(lake, settings, kind, data, w, versions, inputs, scored) for kind in models]
     finally:
         data.unpersist()
 
