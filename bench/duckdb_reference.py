@@ -12,6 +12,7 @@ from pathlib import Path
 
 import duckdb
 
+from mobility.config import FlowsSettings
 from mobility.formats import MOTANN_BACK_TO_WORK
 from mobility.market import DEPARTEMENT_PLACES, REGION_PLACES
 
@@ -239,18 +240,14 @@ def statements(
 def run(
     files: dict[str, list[str]],
     out: Path,
+    flows: FlowsSettings,
     *,
-    level: str,
-    grace_days: int,
-    stock_categories: Sequence[int],
-    rolling_months: int,
-    period: str,
     threads: int,
     memory_limit: str,
 ) -> dict[str, object]:
-    """Compute the three tables from the silver snapshot ``files`` (table -> Parquet paths) and write them
-    as Parquet under ``out``; return the wall time (reading the files included), the seconds per statement
-    and the totals (``TOTALS``)."""
+    """Compute the three tables from the silver snapshot ``files`` (table -> Parquet paths) with the
+    ``flows`` settings of the Spark step and write them as Parquet under ``out``; return the wall time
+    (reading the files included), the seconds per statement and the totals (``TOTALS``)."""
     out.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(config={"threads": threads, "memory_limit": memory_limit,
                                  "temp_directory": str(out / "_spill")})  # fmt: skip
@@ -260,8 +257,8 @@ def run(
         paths = ", ".join(f"'{p}'" for p in files[table])
         con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet([{paths}])")
     rows_in = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in SILVER}
-    sql = statements(level=level, grace_days=grace_days, stock_categories=stock_categories,
-                     rolling_months=rolling_months, period=period)  # fmt: skip
+    sql = statements(level=flows.level, grace_days=flows.grace_days, stock_categories=flows.stock_categories,
+                     rolling_months=flows.rolling_months, period=flows.period)  # fmt: skip
     for name, statement in sql:
         at = time.perf_counter()
         con.execute(statement)

@@ -173,7 +173,6 @@ def snapshot_files(lake: Lake) -> dict[str, list[str]]:
 
 def reference_run(lake: Lake, settings: Settings, cores: int) -> dict[str, object]:
     """DuckDB's flows over the same silver snapshots, and the totals of both."""
-    flows = settings.flows
     out = DATA / settings.lake.root.parent.name / "duckdb"
     shutil.rmtree(out, ignore_errors=True)
     started = time.perf_counter()
@@ -181,11 +180,7 @@ def reference_run(lake: Lake, settings: Settings, cores: int) -> dict[str, objec
         result = duckdb_reference.run(
             snapshot_files(lake),
             out,
-            level=flows.level,
-            grace_days=flows.grace_days,
-            stock_categories=flows.stock_categories,
-            rolling_months=flows.rolling_months,
-            period=flows.period,
+            settings.flows,
             threads=cores,
             memory_limit="8GB",
         )

@@ -29,7 +29,8 @@ def unbounded_collects(package: Path = PROJECT / "mobility") -> list[str]:
         lines = path.read_text(encoding="utf-8").splitlines()
         for i, line in enumerate(lines):
             code = line.split("#", 1)[0]
-            if _COLLECTING.search(code) and "# bounded:" not in line and "# bounded:" not in lines[i - 1]:
+            before = lines[i - 1] if i else ""
+            if _COLLECTING.search(code) and "# bounded:" not in line and "# bounded:" not in before:
                 found.append(f"{path.relative_to(package.parent)}:{i + 1}: {line.strip()}")
     return found
 

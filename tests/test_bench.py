@@ -38,17 +38,8 @@ def test_a_collect_without_its_bound_is_found(tmp_path: Path):
 
 
 def test_duckdb_reference_finds_the_totals_of_spark_gold_tables(generated_lake: Lake, settings, tmp_path):
-    flows = settings.flows
     result = duckdb_reference.run(
-        snapshot_files(generated_lake),
-        tmp_path / "duckdb",
-        level=flows.level,
-        grace_days=flows.grace_days,
-        stock_categories=flows.stock_categories,
-        rolling_months=flows.rolling_months,
-        period=flows.period,
-        threads=2,
-        memory_limit="2GB",
+        snapshot_files(generated_lake), tmp_path / "duckdb", settings.flows, threads=2, memory_limit="2GB"
     )
     spark = duckdb_reference.spark_totals(
         {name: generated_lake.read(f"gold.{name}") for name in duckdb_reference.TOTALS}
