@@ -79,6 +79,29 @@ def test_candidates_cross_markov_occupations_and_links_with_the_best_regions(tab
     assert stay["link"] == 0.0 and stay["same_region"] == 1.0 and stay["distance_km"] < 60
 
 
+def test_queries_sharing_an_origin_get_its_candidates_with_their_own_features(tables):
+    """Candidates are built once per origin and given to its queries: each query of a batch gets exactly
+    the rows it gets alone, with its own seeker features."""
+    alone = [
+        _query("77").assign(search_band="12+", education="NV5"),
+        _query("75"),
+        _query("77").assign(age_band="<26"),
+        _query("75", "2022-02").assign(search_band=None),
+    ]
+    batch = pd.concat(alone, ignore_index=True).assign(query=[3, 1, 0, 2])
+    together = ranker.candidates(batch, tables, occupations=1, regions=2)
+    keys = ["to_rome", "to_region"]
+    for position, query in enumerate(alone):
+        own = ranker.candidates(query, tables, occupations=1, regions=2).sort_values(keys)
+        got = together[together["query"] == batch["query"][position]].sort_values(keys)
+        pd.testing.assert_frame_equal(
+            got.drop(columns="query").reset_index(drop=True), own.drop(columns="query").reset_index(drop=True)
+        )
+    by_query = together.groupby("query")
+    assert by_query["search_months"].first().to_dict() == {0: 0.0, 1: 0.0, 2: -1.0, 3: 12.0}
+    assert by_query["age"].first().to_dict() == {0: 0.0, 1: 26.0, 2: 26.0, 3: 26.0}
+
+
 def test_the_market_is_read_in_the_month_before_the_date_scored(tables):
     def dest(month: str) -> pd.Series:
         cands = ranker.candidates(_query("75", month), tables, occupations=1, regions=1)

@@ -128,8 +128,13 @@ def score_states(states: DataFrame, model_uri: str, *, top_k: int, tracking_uri:
             yield out[["state_id", "to_rome", "to_region", "score", "rank", "level"]]
 
     schema = "state_id string, to_rome string, to_region string, score double, rank int, level string"
+    # States of one origin side by side: a batch then holds few origins, whose candidates the ranker builds
+    # once for all their states.
+    origin = list(ranker.ORIGIN_COLUMNS)
     return (
         states.select("state_id", *INPUT_COLUMNS)
+        .repartition(*origin)
+        .sortWithinPartitions(*origin)
         .mapInPandas(predict, schema)
         .withColumn("rank", F.col("rank").cast("int"))
     )

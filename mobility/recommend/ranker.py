@@ -68,6 +68,8 @@ FEATURES = (
     "age",
     "education_level",
 )
+SEEKER_FEATURES = ("search_months", "age", "education_level")  # the features of the seeker, not the origin
+ORIGIN_COLUMNS = ("from_rome", "from_dept", "from_region", "month")  # what the other features depend on
 EARTH_RADIUS_KM = 6371.0
 IMPORTANCE_ROWS = 50_000  # candidate rows the permutation importances are measured on
 
@@ -124,8 +126,34 @@ def candidates(
     q: pd.DataFrame, tables: Mapping[str, pd.DataFrame], *, occupations: int, regions: int
 ) -> pd.DataFrame:
     """Candidate destinations of each query with their features (``query``, ``to_rome``, ``to_region``,
-    ``FEATURES``). ``q``: ``query`` and ``QUERY_COLUMNS``."""
-    q = q.reset_index(drop=True).assign(from_domaine=lambda d: d["from_rome"].str.slice(0, 3))
+    ``FEATURES``). ``q``: ``query`` and ``QUERY_COLUMNS``. The candidates and all but the seeker's own
+    features depend on the origin alone (``ORIGIN_COLUMNS``), which many queries share: they are built
+    once per origin, then given to its queries."""
+    q = q.reset_index(drop=True)
+    origins = q[list(ORIGIN_COLUMNS)].drop_duplicates().reset_index(drop=True)
+    origins.insert(0, "query", np.arange(len(origins)))
+    per_origin = _origin_candidates(origins, tables, occupations=occupations, regions=regions)
+    queries = q[["query", *ORIGIN_COLUMNS]].merge(
+        origins.rename(columns={"query": "_origin"}), on=list(ORIGIN_COLUMNS)
+    )
+    queries["search_months"] = band_floor(q["search_band"])
+    queries["age"] = band_floor(q["age_band"])
+    vocabulary = tables["education"]["education"].tolist()
+    queries["education_level"] = (
+        q["education"].map({v: float(i) for i, v in enumerate(vocabulary)}).fillna(-1.0).astype(float)
+    )
+    cands = queries[["query", "_origin", *SEEKER_FEATURES]].merge(
+        per_origin.rename(columns={"query": "_origin"}), on="_origin"
+    )
+    return cands[["query", "to_rome", "to_region", *FEATURES]]
+
+
+def _origin_candidates(
+    q: pd.DataFrame, tables: Mapping[str, pd.DataFrame], *, occupations: int, regions: int
+) -> pd.DataFrame:
+    """The candidates of each origin (``query``: its number) with the features of the origin and the
+    destination (all of ``FEATURES`` but ``SEEKER_FEATURES``)."""
+    q = q.assign(from_domaine=lambda d: d["from_rome"].str.slice(0, 3))
     roles, rome_best = _factor(q, tables, "to_rome", FACTORS["to_rome"])
     region_levels = {**FACTORS["to_region"], "departement": REGION_LEVELS["departement"]}
     regs, region_best = _factor(q, tables, "to_region", region_levels)
@@ -201,13 +229,7 @@ def _context_features(cands: pd.DataFrame, tables: Mapping[str, pd.DataFrame]) -
     cands["origin_tension"] = origin_market["tension"].to_numpy()
     national = _in_month(cands, tables["national"], ["to_rome"], ["rome"])
     cands["dest_national_offers"] = np.log1p(national["offers_12m"].fillna(0.0).to_numpy())
-    cands["search_months"] = band_floor(cands["search_band"])
-    cands["age"] = band_floor(cands["age_band"])
-    vocabulary = tables["education"]["education"].tolist()
-    cands["education_level"] = (
-        cands["education"].map({v: float(i) for i, v in enumerate(vocabulary)}).fillna(-1.0).astype(float)
-    )
-    return cands[["query", "to_rome", "to_region", *FEATURES]]
+    return cands[["query", "to_rome", "to_region", *(f for f in FEATURES if f not in SEEKER_FEATURES)]]
 
 
 def _in_month(
