@@ -40,7 +40,7 @@ run: setup
 	$(BIN)/mobility --profile $(PROFILE) pipeline
 
 test: setup $(CHROMIUM)
-	MOBILITY_CHROMIUM=$(CHROMIUM) $(BIN)/pytest $(PYTEST_ARGS)
+	MOBILITY_CHROMIUM=$(CHROMIUM) $(BIN)/pytest --durations=15 $(PYTEST_ARGS)
 
 test-fast: setup
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)

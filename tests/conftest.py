@@ -3,7 +3,10 @@ fresh lake folder per test module."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,6 +117,38 @@ def scored_lake(tracked_lake: Tracked) -> Tracked:
     pipeline.run_recommend(tracked_lake.settings)
     pipeline.run_paths(tracked_lake.settings)
     return tracked_lake
+
+
+@dataclass(frozen=True)
+class BenchRun:
+    """One ``make bench SCALE=S`` run: its process, its result (the JSON), its lake and generated input."""
+
+    done: subprocess.CompletedProcess
+    results: Path
+    result: dict
+    lake: Path
+    input: Path
+
+    def step(self, name: str) -> dict:
+        return next(s for s in self.result["steps"] if s["step"] == name)
+
+
+@pytest.fixture(scope="session")
+def bench_s(tmp_path_factory: pytest.TempPathFactory) -> BenchRun:
+    """The benchmark harness at scale S (100,000 seekers, 36 months, the whole pipeline: about 8 minutes),
+    run once as a subprocess: its smoke test reads the figures, the recovery of the generator's truth
+    reads the lake (the same data the truth module would generate: one run serves both)."""
+    from bench.run import DATA, MONTHS, SCALES
+
+    results = tmp_path_factory.mktemp("bench-results")
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--scale", "S", "--seed", "42", "--results", str(results)],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=1400,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    (path,) = results.glob("S-*.json")
+    generated = DATA / f"{SCALES['S'].seekers}-{MONTHS}-42"
+    return BenchRun(done, results, json.loads(path.read_text()), DATA / "S" / "lake", generated)
 
 
 def seeker_ids_in(text: str, ids: set[str]) -> set[str]:

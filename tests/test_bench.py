@@ -3,10 +3,8 @@ no library code brings growing data to the driver, and ``make bench SCALE=S`` ru
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -14,7 +12,8 @@ from bench import duckdb_reference, targets
 from bench.run import snapshot_files
 from mobility.lake import Lake
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+if TYPE_CHECKING:
+    from tests.conftest import BenchRun
 
 
 def test_the_library_brings_no_growing_data_to_the_driver():
@@ -95,15 +94,8 @@ def test_targets_are_judged_from_the_figures():
 
 @pytest.mark.slow
 @pytest.mark.timeout(1500)
-def test_make_bench_at_scale_s_runs_every_step_and_writes_its_table(tmp_path: Path):
-    results = tmp_path / "results"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--scale", "S", "--results", str(results)],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=1400,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    (json_path,) = results.glob("S-*.json")
-    result = json.loads(json_path.read_text())
+def test_make_bench_at_scale_s_runs_every_step_and_writes_its_table(bench_s: BenchRun):
+    result, done = bench_s.result, bench_s.done
     assert [s["step"] for s in result["steps"]] == list(("generate", "ingest", "flows", "train", "recommend",
                                                          "paths", "report"))  # fmt: skip
     for step in result["steps"]:
@@ -114,6 +106,7 @@ def test_make_bench_at_scale_s_runs_every_step_and_writes_its_table(tmp_path: Pa
     assert ingest["rows_in"] > 300_000 and ingest["shuffle_write_bytes"] > 0 and ingest["stages"] > 0
     assert result["duckdb"]["same_totals"], result["duckdb"]["differences"]
     assert len(result["targets"]) == 6
-    table = (results / json_path.name.replace(".json", ".md")).read_text()
+    (table_path,) = bench_s.results.glob("S-*.md")
+    table = table_path.read_text()
     assert "| flows |" in table and "## Targets" in table
     assert "5. no collect or toPandas of growing data" in done.stdout

@@ -41,16 +41,15 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from mobility import gold as gold_tables
-from mobility import synth
-from mobility.config import Settings
-from mobility.ingest import ingest
+from bench.run import MONTHS as BENCH_MONTHS
+from bench.run import SCALES
 from mobility.lake import Lake
+from tests.conftest import BenchRun
 
 pytestmark = pytest.mark.slow
 
-# The issue's N. The module costs about 410 CPU-seconds at 100k and 240 at 2k (session, reference tables,
-# generation, ingest, gold: most of it does not depend on N); bench/truth.py measures the figures at any N.
+# The issue's N: the data of the benchmark's scale S, whose run (generation, ingest, gold) the module reads
+# rather than doing it again (conftest's bench_s); bench/truth.py measures the figures at any N.
 SEEKERS = 100_000
 ONE_IN = 5  # the smaller N it must tighten from: one seeker in five of the run
 MONTHS = 36
@@ -169,22 +168,14 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def run(ref_lake: Lake, lake_with_ref: Lake, settings: Settings, tmp_path_factory) -> Run:
-    """Clean data of SEEKERS seekers (MONTHS from the default start, SEED), ingested, gold written."""
-    folder = tmp_path_factory.mktemp("truth")
-    synth.generate(
-        ref_lake.spark,
-        ref_lake,
-        settings,
-        seekers=SEEKERS,
-        months=MONTHS,
-        seed=SEED,
-        out=folder,
-        dirty_rate=0.0,
-    )
-    ingest(lake_with_ref, settings, folder, batch_id="truth")
-    gold = gold_tables.write(lake_with_ref, settings.flows)
-    return Run(SEEKERS, folder, lake_with_ref, gold, origin_figures(lake_with_ref, folder))
+def run(spark: SparkSession, bench_s: BenchRun) -> Run:
+    """Clean data of SEEKERS seekers (MONTHS from the default start, SEED), ingested, gold written: the run
+    of the benchmark at scale S, which is that very data (``make bench SCALE=S``; conftest's ``bench_s``)."""
+    same = (SCALES["S"].seekers, BENCH_MONTHS, bench_s.input.name)
+    assert same == (SEEKERS, MONTHS, f"{SEEKERS}-{MONTHS}-{SEED}"), same
+    lake = Lake(spark, bench_s.lake)
+    counts = bench_s.step("flows")["counts"]
+    return Run(SEEKERS, bench_s.input, lake, counts, origin_figures(lake, bench_s.input))
 
 
 # ---------------------------------------------------------------------------------------------- tests
