@@ -51,6 +51,7 @@ def _resolve_path(value: Path, info: ValidationInfo) -> Path:
 
 class LakeSettings(_Section):
     root: Path
+    commit_attempts: int = Field(ge=1)
 
     _root = field_validator("root")(_resolve_path)
 
@@ -248,6 +249,7 @@ class ReportSettings(_Section):
 
 class QualitySettings(_Section):
     max_reject_rate: float = Field(ge=0, le=1)
+    max_line_chars: int = Field(gt=0)
 
 
 class Settings(_Section):

@@ -5,16 +5,34 @@ at ``<lake.root>/<zone>/<name>``. Tables are addressed by path rather than throu
 same lake is read identically by a local run, a cluster and a notebook. Every write returns the Delta
 version it produced; steps log it and MLflow runs record it, which makes any result reproducible by time
 travel.
+
+Writers are optimistic (Delta's protocol): two jobs writing one table at once (two ingests of different
+batches) both prepare their files, and the second to commit finds a conflict. Every write here is a
+whole operation that can simply be done again on the newer table (merges on natural keys, overwrites,
+appends of run logs), so a conflicting commit is retried up to ``lake.commit_attempts`` times, after a
+short random pause, before it fails with the table named.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from delta.exceptions import (
+    ConcurrentAppendException,
+    ConcurrentDeleteDeleteException,
+    ConcurrentDeleteReadException,
+    ConcurrentTransactionException,
+    ConcurrentWriteException,
+    DeltaConcurrentModificationException,
+    MetadataChangedException,
+    ProtocolChangedException,
+)
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
@@ -24,6 +42,14 @@ log = logging.getLogger(__name__)
 
 ZONES = ("bronze", "silver", "ref", "gold")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# Delta's commit conflicts: another writer committed first. (Two writers creating one table at once get
+# ProtocolChangedException.)
+CONFLICTS = (
+    DeltaConcurrentModificationException, ConcurrentWriteException, MetadataChangedException,
+    ProtocolChangedException, ConcurrentAppendException, ConcurrentDeleteReadException,
+    ConcurrentDeleteDeleteException, ConcurrentTransactionException,
+)  # fmt: skip
+_RETRY_PAUSE_S = 1.0  # times the attempt, with jitter: writers that collided do not collide again
 
 
 class LakeError(MobilityError):
@@ -34,6 +60,7 @@ class LakeError(MobilityError):
 class Lake:
     spark: SparkSession
     root: Path
+    commit_attempts: int = 1  # lake.commit_attempts: how often a write that meets a conflict is tried
 
     def path(self, table: str) -> str:
         """Storage path of ``zone.name``; refuses names outside the zones."""
@@ -77,21 +104,27 @@ class Lake:
 
     def overwrite(self, df: DataFrame, table: str, partition_by: Sequence[str] = ()) -> int:
         """Replace the whole table (schema included); rerunning on the same input gives the same rows."""
-        writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
-        if partition_by:
-            writer = writer.partitionBy(*partition_by)
-        writer.save(self.path(table))
-        return self._logged(table, "overwrite")
+
+        def write() -> None:
+            writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+            if partition_by:
+                writer = writer.partitionBy(*partition_by)
+            writer.save(self.path(table))
+
+        return self._committed(table, "overwrite", write)
 
     def overwrite_partitions(self, df: DataFrame, table: str, partition_by: Sequence[str]) -> int:
         """Replace only the partitions present in ``df`` (dynamic partition overwrite); others stay."""
         if not partition_by:
             raise LakeError(f"overwrite_partitions of {table} needs partition columns")
-        writer = df.write.format("delta").partitionBy(*partition_by)
-        if self.exists(table):
-            writer = writer.mode("overwrite").option("partitionOverwriteMode", "dynamic")
-        writer.save(self.path(table))
-        return self._logged(table, "overwrite_partitions")
+
+        def write() -> None:
+            writer = df.write.format("delta").partitionBy(*partition_by)
+            if self.exists(table):
+                writer = writer.mode("overwrite").option("partitionOverwriteMode", "dynamic")
+            writer.save(self.path(table))
+
+        return self._committed(table, "overwrite_partitions", write)
 
     def replace_where(
         self, df: DataFrame, table: str, condition: str, partition_by: Sequence[str] = ()
@@ -100,13 +133,17 @@ class Lake:
         atomically; partitions the condition does not match stay as they are, and a matched one left empty
         by ``df`` is emptied, which a dynamic partition overwrite would not do. Creates the table on first
         write."""
-        if not self.exists(table):
-            return self.overwrite(df, table, partition_by)
-        writer = df.write.format("delta").mode("overwrite").option("replaceWhere", condition)
-        if partition_by:
-            writer = writer.partitionBy(*partition_by)
-        writer.save(self.path(table))
-        return self._logged(table, "replace_where")
+
+        def write() -> None:
+            if not self.exists(table):
+                writer = df.write.format("delta").mode("overwrite")
+            else:
+                writer = df.write.format("delta").mode("overwrite").option("replaceWhere", condition)
+            if partition_by:
+                writer = writer.partitionBy(*partition_by)
+            writer.save(self.path(table))
+
+        return self._committed(table, "replace_where", write)
 
     def merge(
         self,
@@ -122,21 +159,51 @@ class Lake:
         or never with ``insert_only``. Creates the table on first write."""
         if not keys:
             raise LakeError(f"merge into {table} needs key columns")
-        if not self.exists(table):
-            return self.overwrite(df, table, partition_by)
         condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
-        merge = DeltaTable.forPath(self.spark, self.path(table)).alias("t").merge(df.alias("s"), condition)
-        if not insert_only:
-            merge = merge.whenMatchedUpdateAll(condition=update_when)
-        merge.whenNotMatchedInsertAll().execute()
-        return self._logged(table, "merge")
+
+        def write() -> None:
+            if not self.exists(table):
+                # "append" creates the table; a writer that created it first makes this a conflict, and
+                # the retry merges (an "overwrite" here would erase the other writer's rows).
+                writer = df.write.format("delta").mode("append")
+                (writer.partitionBy(*partition_by) if partition_by else writer).save(self.path(table))
+                return
+            target = DeltaTable.forPath(self.spark, self.path(table)).alias("t")
+            merge = target.merge(df.alias("s"), condition)
+            if not insert_only:
+                merge = merge.whenMatchedUpdateAll(condition=update_when)
+            merge.whenNotMatchedInsertAll().execute()
+
+        return self._committed(table, "merge", write)
 
     def append(self, df: DataFrame, table: str) -> int:
         """Add rows (run logs, whose history is the point)."""
-        df.write.format("delta").mode("append").option("mergeSchema", "true").save(self.path(table))
-        return self._logged(table, "append")
+        return self._committed(
+            table,
+            "append",
+            lambda: (
+                df.write.format("delta").mode("append").option("mergeSchema", "true").save(self.path(table))
+            ),
+        )
 
-    def _logged(self, table: str, operation: str) -> int:
+    def _committed(self, table: str, operation: str, write: Callable[[], None]) -> int:
+        """Run ``write``, again on the newer table while it meets a commit conflict; the version made."""
+        for attempt in range(1, self.commit_attempts + 1):
+            try:
+                write()
+                break
+            except CONFLICTS as error:
+                reason = str(error).splitlines()[0][:300]
+                if attempt == self.commit_attempts:
+                    raise LakeError(
+                        f"{operation} {table}: another job committed first, {attempt} time(s) "
+                        f"(lake.commit_attempts {self.commit_attempts}); nothing of this write was kept, "
+                        f"run it again: {reason}"
+                    ) from error
+                pause = _RETRY_PAUSE_S * attempt * (1 + random.random())
+                log.warning("%s %s: another job committed first (%s); trying again in %.1f s (%d of %d)",
+                            operation, table, reason, pause, attempt + 1, self.commit_attempts)  # fmt: skip
+                time.sleep(pause)
         version = self.version(table)
         log.info("%s %s -> version %d", operation, table, version)
         return version

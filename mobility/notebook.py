@@ -66,7 +66,7 @@ def open_project(
     """Settings of ``profile`` with ``overrides``, a SparkSession built from them, and the lake."""
     settings = load_settings(profile, list(overrides))
     logging.getLogger("py4j").setLevel(logging.WARNING)
-    lake = Lake(get_spark(settings), settings.lake.root)
+    lake = Lake(get_spark(settings), settings.lake.root, settings.lake.commit_attempts)
     return Project(settings, lake, lang or settings.report.lang)
 
 

@@ -43,7 +43,7 @@ def timed(step: str) -> Iterator[None]:
 
 def open_lake(settings: Settings) -> Lake:
     """The lake of ``settings`` on this process's SparkSession."""
-    return Lake(get_spark(settings), settings.lake.root)
+    return Lake(get_spark(settings), settings.lake.root, settings.lake.commit_attempts)
 
 
 def run_reference(settings: Settings) -> dict[str, int]:
