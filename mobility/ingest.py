@@ -179,7 +179,7 @@ def _field(name: str) -> Column:
 def _split_fields(records: DataFrame, layout: formats.CsvLayout) -> DataFrame:
     """The record's place and structure, and each column of the layout as a trimmed string."""
     return records.select(
-        "source_file", "line", "raw", "n_fields", "n_columns", "missing_columns",
+        "source_file", "line", "raw", "n_fields", "n_columns", "missing_columns", "read_error",
         *(_field(c).alias(c) for c in layout.columns),
     )  # fmt: skip
 
@@ -206,6 +206,7 @@ def _bad_date(raw: str, parsed: str) -> Check:
 
 def _structure_checks() -> list[Check]:
     return [
+        Check("malformed", F.col("read_error").isNotNull(), F.col("read_error")),
         Check(
             "schema",
             F.col("missing_columns").isNotNull(),
@@ -542,16 +543,17 @@ def _input_kind(source: SourceFile) -> str:
     return "offers" if source.kind.startswith("offers") else source.kind
 
 
-def _quarantine_empty(
-    lake: Lake, empty: Sequence[SourceFile], batch_id: str, at: Column, report: IngestReport
+def _quarantine_unreadable(
+    lake: Lake, unreadable: Sequence[SourceFile], batch_id: str, at: Column, report: IngestReport
 ) -> None:
-    """An empty file is one record that cannot be read: it is quarantined, so the batch says it came."""
+    """A file that cannot be read at all (empty, corrupt gzip, binary) is one record, quarantined with why,
+    so the batch says it came; its bytes are not kept."""
     table_of = {kind: table for table, (kind, _) in TABLES.items()}
-    rows = [(table_of[_input_kind(f)], f.name) for f in empty]
-    df = lake.spark.createDataFrame(rows, "table string, source_file string").select(
+    rows = [(table_of[_input_kind(f)], f.name, f.defect) for f in unreadable]
+    df = lake.spark.createDataFrame(rows, "table string, source_file string, message string").select(
         "table",
         F.lit("malformed").alias("reason"),
-        F.lit("the file is empty").alias("message"),
+        "message",
         F.lit("").alias("raw"),
         F.sha2(F.lit(""), 256).alias("raw_hash"),
         "source_file",
@@ -561,7 +563,8 @@ def _quarantine_empty(
     )
     lake.merge(df, "silver.quarantine", QUARANTINE_KEYS, insert_only=True)
     report.counts += [
-        {"table": table, "source_file": name, "read": 1, "valid": 0, "quarantined": 1} for table, name in rows
+        {"table": table, "source_file": name, "read": 1, "valid": 0, "quarantined": 1}
+        for table, name, _ in rows
     ]
     report.reasons["malformed"] = report.reasons.get("malformed", 0) + len(rows)
 
@@ -585,15 +588,16 @@ def ingest(lake: Lake, settings: Settings, input_dir: Path, batch_id: str | None
             "ingest: pseudonyms use the development key of the profile; set MOBILITY_PSEUDO_KEY for real data"
         )
     refs = load_references(lake, settings.reference.rome_v4_from)
+    max_chars = settings.quality.max_line_chars
     staging = Path(lake.root) / "_staging" / batch_id
     at = F.lit(datetime.now(UTC)).cast("timestamp")
     spark = lake.spark
     by_kind: dict[str, list[SourceFile]] = {}
-    empty: list[SourceFile] = []
+    unreadable: list[SourceFile] = []
     for source in files:
-        if source.path.stat().st_size == 0:
-            empty.append(source)
-            log.warning("ingest: %s is empty: quarantined as one malformed record", source.name)
+        if source.defect:
+            unreadable.append(source)
+            log.warning("ingest: %s: %s; quarantined as one malformed record", source.name, source.defect)
             continue
         by_kind.setdefault(_input_kind(source), []).append(source)
         if source.encoding != "UTF-8":
@@ -611,10 +615,12 @@ def ingest(lake: Lake, settings: Settings, input_dir: Path, batch_id: str | None
         # Read once: bronze and the conformed records both come from this copy (reading the files costs
         # two passes, one of them numbering the lines).
         if kind == "offers":
-            raw[table] = offer_records(spark, by_kind[kind], staging).persist(StorageLevel.MEMORY_AND_DISK)
+            records = offer_records(spark, by_kind[kind], staging, max_chars)
+            raw[table] = records.persist(StorageLevel.MEMORY_AND_DISK)
             conformed[table] = conform_offers(raw[table], refs)
         else:
-            raw[table] = csv_records(spark, by_kind[kind], staging, key).persist(StorageLevel.MEMORY_AND_DISK)
+            records = csv_records(spark, by_kind[kind], staging, key, max_chars)
+            raw[table] = records.persist(StorageLevel.MEMORY_AND_DISK)
             conformed[table] = conformers[table](raw[table], refs)
 
     # Checks across tables: against this batch's valid records and what silver already holds.
@@ -677,8 +683,8 @@ def ingest(lake: Lake, settings: Settings, input_dir: Path, batch_id: str | None
         )
     for df in (*conformed.values(), *raw.values()):
         df.unpersist()
-    if empty:
-        _quarantine_empty(lake, empty, batch_id, at, report)
+    if unreadable:
+        _quarantine_unreadable(lake, unreadable, batch_id, at, report)
     shutil.rmtree(staging, ignore_errors=True)  # transcoded copies of latin-1 files, read by now
 
     report.seconds = time.monotonic() - start

@@ -12,18 +12,25 @@ so that no table, not even bronze or the quarantine, ever holds it.
 
 The encoding of each file is found by validating it as UTF-8 in the driver, streaming (memory does not
 grow with the file); a file that is not UTF-8 is taken as latin-1 and transcoded to UTF-8 in a staging
-folder first, because Spark's text source only reads UTF-8.
+folder first, because Spark's text source only reads UTF-8. The same pass finds the files that cannot be
+read at all (empty, a gzip that does not decompress to its end, binary content): each becomes one
+quarantined record naming why, and the other files of the batch land. Any kind may come gzipped
+(``de_2024-01.csv.gz``); Spark decompresses it by its name. A line longer than ``quality.max_line_chars``
+is quarantined with its first characters only, so that a file without newlines cannot fill the lake.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import gzip
 import logging
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
+from typing import IO
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -37,6 +44,12 @@ log = logging.getLogger(__name__)
 UTF8 = "UTF-8"
 LATIN1 = "ISO-8859-1"
 _CHUNK = 1 << 20
+GZIP_SUFFIX = ".gz"
+# Bytes that no CSV or JSON text holds (controls other than tab, newlines and form feed). A file whose first
+# block holds more than this share of them is binary: random bytes hold 11%, a text with a stray one ~0%.
+_BINARY_BYTES = bytes([*range(0, 9), 11, *range(14, 32)])
+_BINARY_SHARE = 0.05
+_BINARY_BLOCK = 1 << 16
 
 
 class InputError(MobilityError):
@@ -52,6 +65,7 @@ class SourceFile:
     kind: str
     encoding: str
     header: tuple[str, ...] = ()
+    defect: str | None = None  # why the file cannot be read at all; None when it can
 
     @property
     def is_csv(self) -> bool:
@@ -59,7 +73,9 @@ class SourceFile:
 
 
 def kind_of(name: str) -> str | None:
-    """The input kind of a file name (``de``, ``rome``, ``hires``, ``offers``, ``offers_lines``)."""
+    """The input kind of a file name (``de``, ``rome``, ``hires``, ``offers``, ``offers_lines``), gzipped
+    or not."""
+    name = name.removesuffix(GZIP_SUFFIX)
     for layout in formats.CSV_LAYOUTS.values():
         if fnmatch(name, layout.pattern):
             return layout.kind
@@ -71,17 +87,59 @@ def kind_of(name: str) -> str | None:
     return None
 
 
-def detect_encoding(path: Path) -> str:
-    """UTF-8 if the whole file decodes as UTF-8, else latin-1 (which decodes any byte)."""
+def is_gzip(path: Path) -> bool:
+    return path.name.endswith(GZIP_SUFFIX)
+
+
+def open_bytes(path: Path) -> IO[bytes]:
+    """The file's content, decompressed as it is read when its name says gzip."""
+    return gzip.open(path, "rb") if is_gzip(path) else path.open("rb")
+
+
+def open_text(path: Path, encoding: str, mode: str = "r") -> IO[str]:
+    """The file as text (``mode`` "r" or "w"), through gzip when its name says so."""
+    if is_gzip(path):
+        return gzip.open(path, mode + "t", encoding=encoding, newline="")
+    return path.open(mode, encoding=encoding, newline="")
+
+
+def _is_binary(block: bytes) -> bool:
+    odd = len(block) - len(block.translate(None, _BINARY_BYTES))
+    return odd > _BINARY_SHARE * len(block)
+
+
+def inspect(path: Path) -> tuple[str, str | None]:
+    """The file's encoding (UTF-8 if its whole content decodes as UTF-8, else latin-1, which decodes any
+    byte) and why it cannot be read at all (None when it can), in one streaming pass."""
     decoder = codecs.getincrementaldecoder("utf-8")()
-    with path.open("rb") as stream:
-        try:
+    utf8, size = True, 0
+    try:
+        with open_bytes(path) as stream:
             while chunk := stream.read(_CHUNK):
-                decoder.decode(chunk)
+                if size == 0 and _is_binary(chunk[:_BINARY_BLOCK]):
+                    return LATIN1, "binary content (control bytes), not a text file"
+                size += len(chunk)
+                if utf8:
+                    try:
+                        decoder.decode(chunk)
+                    except UnicodeDecodeError:
+                        utf8 = False
+    except (EOFError, OSError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
+        what = "the gzip file is truncated or corrupt" if is_gzip(path) else "the file cannot be read"
+        return LATIN1, f"{what}: {error}"
+    if size == 0:
+        return UTF8, "the file is empty"
+    if utf8:
+        try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
-            return LATIN1
-    return UTF8
+            utf8 = False
+    return (UTF8 if utf8 else LATIN1), None
+
+
+def detect_encoding(path: Path) -> str:
+    """UTF-8 if the whole file decodes as UTF-8, else latin-1."""
+    return inspect(path)[0]
 
 
 def clean_name(name: str) -> str:
@@ -95,17 +153,17 @@ def header_names(line: str, sep: str = formats.CSV_SEPARATOR) -> tuple[str, ...]
     return tuple(clean_name(name) for name in row)
 
 
-def read_header(path: Path, encoding: str) -> tuple[str, ...]:
-    """The column names of a CSV file's first line."""
-    with path.open("r", encoding=encoding, newline="") as stream:
-        return header_names(stream.readline())
+def read_header(path: Path, encoding: str, max_chars: int = _CHUNK) -> tuple[str, ...]:
+    """The column names of a CSV file's first line (of its first ``max_chars`` characters)."""
+    with open_text(path, encoding) as stream:
+        return header_names(stream.readline(max_chars))
 
 
 def discover(input_dir: Path) -> tuple[list[SourceFile], list[str]]:
     """The files of known kinds in ``input_dir`` (sorted by name) and the names of those ignored.
 
-    A name that leads outside the folder (a link to elsewhere) is refused with its name: a batch is what
-    its folder holds.
+    A name that leads outside the folder (a link to elsewhere, ``..`` included) is refused with its name:
+    a batch is what its folder holds. A file that cannot be read at all comes back with its ``defect``.
     """
     root = input_dir.resolve()
     if not root.is_dir():
@@ -121,9 +179,9 @@ def discover(input_dir: Path) -> tuple[list[SourceFile], list[str]]:
             continue
         if not path.resolve().is_relative_to(root):
             raise InputError(f"{path.name}: points outside the input folder ({path.resolve()}); refused")
-        encoding = detect_encoding(path)
-        header = read_header(path, encoding) if kind in formats.CSV_LAYOUTS else ()
-        found.append(SourceFile(path, path.name, kind, encoding, header))
+        encoding, defect = inspect(path)
+        header = read_header(path, encoding) if kind in formats.CSV_LAYOUTS and defect is None else ()
+        found.append(SourceFile(path, path.name, kind, encoding, header, defect))
     return found, ignored
 
 
@@ -138,8 +196,8 @@ def _staged(files: Sequence[SourceFile], staging: Path) -> list[tuple[SourceFile
         staging.mkdir(parents=True, exist_ok=True)
         target = staging / source.name
         with (
-            source.path.open("r", encoding=source.encoding, newline="") as src,
-            target.open("w", encoding="utf-8", newline="") as dst,
+            open_text(source.path, source.encoding) as src,
+            open_text(target, UTF8, "w") as dst,
         ):
             while chunk := src.read(_CHUNK):
                 dst.write(chunk)
@@ -162,16 +220,32 @@ def number_lines(df: DataFrame) -> DataFrame:
     )
 
 
-def read_lines(spark: SparkSession, files: Sequence[SourceFile], staging: Path) -> DataFrame:
-    """Every line of ``files``: ``source_file``, ``line`` (1-based), ``raw``; blank lines dropped."""
+def capped(raw: Column, max_chars: int | None) -> tuple[Column, Column]:
+    """``raw`` cut to ``max_chars`` characters, and why it was cut (null when it was not)."""
+    if max_chars is None:
+        return raw, F.lit(None).cast("string")
+    over = F.length(raw) > max_chars
+    message = F.format_string(
+        f"the record has %d characters, over quality.max_line_chars ({max_chars}): its first ones are kept",
+        F.length(raw),
+    )
+    return F.when(over, F.substring(raw, 1, max_chars)).otherwise(raw), F.when(over, message)
+
+
+def read_lines(
+    spark: SparkSession, files: Sequence[SourceFile], staging: Path, max_chars: int | None = None
+) -> DataFrame:
+    """Every line of ``files``: ``source_file``, ``line`` (1-based), ``raw`` and ``read_error`` (why the
+    line was cut to ``max_chars``, else null); blank lines dropped."""
     staged = _staged(files, staging)
     lines = spark.read.text([str(path) for _, path in staged]).select(
         F.col("_metadata.file_name").alias("source_file"),
         F.col("_metadata.file_block_start").alias("_block"),
         F.col("value").alias("raw"),
     )
-    numbered = number_lines(lines)
-    return numbered.where(F.trim("raw") != "").select("source_file", "line", "raw")
+    numbered = number_lines(lines).where(F.trim("raw") != "")
+    raw, error = capped(F.col("raw"), max_chars)
+    return numbered.select("source_file", "line", raw.alias("raw"), error.alias("read_error"))
 
 
 def _fields_count(raw: Column) -> Column:
@@ -192,18 +266,20 @@ def _protect_id(raw: Column, position: int, key: bytes) -> Column:
     return F.array_join(swapped, formats.CSV_SEPARATOR)
 
 
-def csv_records(spark: SparkSession, files: Sequence[SourceFile], staging: Path, key: bytes) -> DataFrame:
+def csv_records(
+    spark: SparkSession, files: Sequence[SourceFile], staging: Path, key: bytes, max_chars: int | None = None
+) -> DataFrame:
     """The records of CSV files of one kind, header lines excluded, IDX already pseudonymised.
 
     Columns: ``source_file``, ``line``, ``raw`` (the line as read, but for IDX replaced by its pseudonym),
     ``fields`` (column name -> value, every header column including extras; ``IDX`` holds the
-    pseudonym), ``n_fields`` and ``n_columns`` (to spot ragged lines), and ``missing_columns`` (mandatory
-    columns the file's header lacks, null when none).
+    pseudonym), ``n_fields`` and ``n_columns`` (to spot ragged lines), ``missing_columns`` (mandatory
+    columns the file's header lacks, null when none) and ``read_error`` (see ``read_lines``).
     """
     if not files:
         raise InputError("csv_records needs at least one file")
     layout = formats.CSV_LAYOUTS[files[0].kind]
-    lines = read_lines(spark, files, staging).where(F.col("line") > 1)
+    lines = read_lines(spark, files, staging, max_chars).where(F.col("line") > 1)
     fields = F.lit(None).cast("map<string,string>")
     protected = F.col("raw")
     n_columns = F.lit(None).cast("int")
@@ -232,15 +308,18 @@ def csv_records(spark: SparkSession, files: Sequence[SourceFile], staging: Path,
         _fields_count(F.col("raw")).alias("n_fields"),
         n_columns.alias("n_columns"),
         missing.alias("missing_columns"),
+        "read_error",
     )
 
 
-def offer_records(spark: SparkSession, files: Sequence[SourceFile], staging: Path) -> DataFrame:
+def offer_records(
+    spark: SparkSession, files: Sequence[SourceFile], staging: Path, max_chars: int | None = None
+) -> DataFrame:
     """The offers of API responses (``offers*.json``) and JSON Lines files (``offers*.jsonl``).
 
     Columns: ``source_file``, ``line`` (position in ``resultats``, or line of a .jsonl file; 0 for a page
-    that does not parse, which is one record), ``raw`` (the offer's JSON text, or the unparsable page), and
-    ``page_error`` (why a page could not be read, else null).
+    that does not parse, which is one record), ``raw`` (the offer's JSON text, or the unparsable page, cut
+    to ``max_chars``), and ``page_error`` (why a page or a record could not be read, else null).
     """
     pages = [f for f in files if f.kind == "offers"]
     lines = [f for f in files if f.kind == "offers_lines"]
@@ -282,10 +361,13 @@ def offer_records(spark: SparkSession, files: Sequence[SourceFile], staging: Pat
             )
         )
     if lines:
-        parts.append(read_lines(spark, lines, staging).withColumn("page_error", F.lit(None).cast("string")))
+        parts.append(read_lines(spark, lines, staging).withColumnRenamed("read_error", "page_error"))
     if not parts:
         raise InputError("offer_records needs at least one file")
     result = parts[0]
     for part in parts[1:]:
         result = result.unionByName(part)
-    return result
+    raw, error = capped(F.col("raw"), max_chars)
+    return result.select(
+        "source_file", "line", raw.alias("raw"), F.coalesce("page_error", error).alias("page_error")
+    )

@@ -1,10 +1,13 @@
 """Reading input files: line numbers exact across file splits, encodings, kinds of files."""
 
+import gzip
+import random
 from pathlib import Path
 
+import pytest
 from pyspark.sql import functions as F
 
-from mobility.sources import LATIN1, UTF8, detect_encoding, discover, kind_of, read_lines
+from mobility.sources import LATIN1, UTF8, InputError, detect_encoding, discover, kind_of, read_lines
 
 
 def test_line_numbers_are_exact_when_files_are_split_and_packed_together(spark, tmp_path: Path):
@@ -49,3 +52,59 @@ def test_file_kinds_come_from_their_names():
     assert [kind_of(n) for n in ("offers_1.json", "offers.jsonl", "notes.txt", "de.txt")] == [
         "offers", "offers_lines", None, None
     ]  # fmt: skip
+
+
+def test_gzipped_inputs_have_the_kind_of_their_name_without_gz():
+    assert [kind_of(n) for n in ("de_2024-01.csv.gz", "offers_1.json.gz", "offers.jsonl.gz", "de.gz")] == [
+        "de", "offers", "offers_lines", None
+    ]  # fmt: skip
+
+
+def test_a_file_that_cannot_be_read_at_all_says_why(tmp_path: Path):
+    text = "IDX;LIBCOM\n" + "".join(f"{i};Évry\n" for i in range(5000))
+    whole = gzip.compress(text.encode("utf-8"))
+    files = {
+        "de_ok.csv.gz": whole,
+        "de_truncated.csv.gz": whole[: len(whole) // 2],
+        "de_not_gzip.csv.gz": text.encode("utf-8"),
+        "de_garbage.csv": random.Random(1).randbytes(100_000),
+        "de_empty.csv": b"",
+        "de_empty.csv.gz": gzip.compress(b""),
+        "de_latin1.csv": text.encode("latin-1"),
+        "de_stray_control.csv": text.replace("4999;", "4\x01999;").encode("utf-8"),
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    found = {f.name: (f.encoding, f.defect) for f in discover(tmp_path)[0]}
+    assert found["de_ok.csv.gz"] == (UTF8, None)
+    assert found["de_latin1.csv"] == (LATIN1, None)
+    assert found["de_stray_control.csv"] == (UTF8, None)  # one odd byte in a text: its line, not its file
+    assert found["de_truncated.csv.gz"][1].startswith("the gzip file is truncated or corrupt: ")
+    assert found["de_not_gzip.csv.gz"][1].startswith("the gzip file is truncated or corrupt: ")
+    assert found["de_garbage.csv"][1] == "binary content (control bytes), not a text file"
+    assert found["de_empty.csv"][1] == found["de_empty.csv.gz"][1] == "the file is empty"
+    assert {f.name: f.header for f in discover(tmp_path)[0]}["de_ok.csv.gz"] == ("IDX", "LIBCOM")
+
+
+def test_a_link_whose_target_climbs_out_with_dot_dot_is_refused_with_its_name(tmp_path: Path):
+    batch, outside = tmp_path / "batch", tmp_path / "elsewhere"
+    batch.mkdir()
+    outside.mkdir()
+    (outside / "de.csv").write_text("IDX;DATINS\n1;2022-01-01\n")
+    (batch / "de_x.csv").symlink_to(Path("..") / "elsewhere" / "de.csv")
+    with pytest.raises(InputError, match=r"de_x\.csv: points outside the input folder"):
+        discover(batch)
+
+
+def test_lines_over_the_limit_are_cut_and_say_so(spark, tmp_path: Path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "offers_x.jsonl").write_text('{"id": "a"}\n{"id": "' + "x" * 5000 + "\n" + '{"id": "b"}')
+    files, _ = discover(folder)
+    rows = read_lines(spark, files, tmp_path / "staging", max_chars=100).orderBy("line").collect()
+    assert [(r["line"], len(r["raw"]), r["read_error"] is None) for r in rows] == [
+        (1, 11, True), (2, 100, False), (3, 11, True)
+    ]  # fmt: skip
+    assert rows[1]["read_error"].startswith(
+        "the record has 5008 characters, over quality.max_line_chars (100)"
+    )

@@ -17,7 +17,7 @@ from datetime import date
 from pathlib import Path
 
 from mobility import formats
-from mobility.sources import clean_name, detect_encoding, kind_of
+from mobility.sources import clean_name, detect_encoding, kind_of, open_text
 
 # kind -> (start column, end column or None, columns blanked with the end)
 _CSV_DATES = {
@@ -47,7 +47,7 @@ def _keep(start: date | None, end: date | None, as_of: date, since: date | None)
 def _csv_lines(path: Path, kind: str, as_of: date, since: date | None) -> Iterator[str]:
     start_column, end_column, blanked = _CSV_DATES[kind]
     sep = formats.CSV_SEPARATOR
-    with path.open(encoding=detect_encoding(path), newline="") as stream:
+    with open_text(path, detect_encoding(path)) as stream:
         header = next(stream, None)
         if header is None:
             return
@@ -78,7 +78,7 @@ def _offers(path: Path, kind: str, as_of: date, since: date | None) -> Iterator[
 
     encoding = detect_encoding(path)
     if kind == "offers_lines":
-        with path.open(encoding=encoding) as stream:
+        with open_text(path, encoding) as stream:
             for line in stream:
                 try:
                     keep = kept(json.loads(line))
@@ -87,7 +87,8 @@ def _offers(path: Path, kind: str, as_of: date, since: date | None) -> Iterator[
                 if keep:
                     yield line
         return
-    text = path.read_text(encoding=encoding)  # one API page: 150 offers at most
+    with open_text(path, encoding) as stream:
+        text = stream.read()  # one API page: 150 offers at most
     try:
         page = json.loads(text)
     except ValueError:
@@ -117,7 +118,7 @@ def write_extract(source: Path, out: Path, *, as_of: date, since: date | None = 
         if parts is not None and not parts:
             continue  # an offers page left empty is not sent
         encoding = detect_encoding(path)
-        with (out / path.name).open("w", encoding=encoding, newline="") as target:
+        with open_text(out / path.name, encoding, "w") as target:
             n = 0
             for line in parts if parts is not None else lines:
                 target.write(line)
