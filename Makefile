@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup jars browser run test test-fast bench lint format dist submit mlflow-ui notebooks clean
+.PHONY: setup jars browser postgres run test test-fast bench lint format dist submit mlflow-ui notebooks clean
 
 setup: $(VENV)/.installed $(JARS)/.fetched
 
@@ -36,10 +36,19 @@ $(CHROMIUM):
 	  apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; \
 	else echo "make: the report test needs Chromium: sudo apt-get install chromium (or CHROMIUM=/path)"; exit 1; fi
 
+# The tracking tests start Debian's PostgreSQL server (tests/servers.py); installed here when missing.
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "make: installing Debian's postgresql for the tracking tests"; \
+	    apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null; \
+	  else echo "make: the tracking tests need PostgreSQL: sudo apt-get install postgresql"; exit 1; fi; \
+	fi
+
 run: setup
 	$(BIN)/mobility --profile $(PROFILE) pipeline
 
-test: setup $(CHROMIUM)
+test: setup $(CHROMIUM) postgres
 	MOBILITY_CHROMIUM=$(CHROMIUM) $(BIN)/pytest --durations=15 $(PYTEST_ARGS)
 
 test-fast: setup

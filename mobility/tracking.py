@@ -33,6 +33,10 @@ PROBE_RETRIES = 2
 PROBE_TIMEOUT_S = 10
 
 
+# What the registry answers for a model or an alias that does not exist (the latter: "alias not found").
+_NO_SUCH_MODEL_OR_ALIAS = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+
+
 class TrackingError(MobilityError):
     """The tracking server cannot be reached, or a run or model asked for does not exist."""
 
@@ -108,10 +112,15 @@ class Decision:
 
 
 def champion_version(client: MlflowClient, name: str) -> int | None:
+    """The version ``champion`` points to; None when the model or the alias does not exist yet. Any other
+    failure (a server that stopped answering) is raised: taken for "no champion", it would crown the next
+    version without a comparison."""
     try:
         return int(client.get_model_version_by_alias(name, CHAMPION).version)
-    except MlflowException:
-        return None
+    except MlflowException as error:
+        if error.error_code in _NO_SUCH_MODEL_OR_ALIAS:
+            return None
+        raise TrackingError(f"cannot read the {CHAMPION} alias of {name}: {error.message}") from error
 
 
 def promote(

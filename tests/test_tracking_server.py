@@ -1,26 +1,18 @@
 """Training against a real ``mlflow server`` over HTTP, as a team deployment runs it.
 
 The SQLite store of the other tests is read and written in process; here a server process owns the store
-(SQLite) and the artifacts (``--artifacts-destination``, served through it), and the client only has
-``http://127.0.0.1:PORT``. Runs, registry aliases and models must all go through that URI: the driver and
-the Spark Python workers that load the models (``score_states``) included. A server that is down must fail
-``configure`` within seconds, not after MLflow's minutes of HTTP retries.
+(PostgreSQL, a server of the test's own) and the artifacts (``--artifacts-destination``, served through it),
+and the client only has ``http://127.0.0.1:PORT``. Runs, registry aliases and models must all go through
+that URI: the driver and the Spark Python workers that load the models (``score_states``) included. A server
+that is down must fail ``configure`` within seconds, not after MLflow's minutes of HTTP retries; one that
+goes down in the middle of a training must leave the registry's aliases where they were.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlparse
 
 import mlflow
@@ -28,63 +20,19 @@ import mlflow.tracking.fluent
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from mobility.config import Settings, load_settings
 from mobility.lake import Lake
 from mobility.recommend import train as training
 from mobility.recommend.pyfunc import INPUT_COLUMNS, OUTPUT_COLUMNS, score_states
-from mobility.tracking import TrackingError, configure
+from mobility.tracking import CHALLENGER, CHAMPION, TrackingError, configure
+from tests.processes import HOST, free_ports
+from tests.servers import MlflowServer, postgres_server
 
-HOST = "127.0.0.1"
-START_TIMEOUT_S = 120
-STOP_TIMEOUT_S = 30
 UNREACHABLE_WITHIN_S = 30  # the probe gives up in seconds; MLflow's own retries would take about 4 minutes
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
-
-
-@dataclass(frozen=True)
-class Server:
-    uri: str
-    artifacts: Path  # its --artifacts-destination
-    log: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    text = path.read_text(errors="replace") if path.exists() else f"({path} was not written)"
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _wait_ready(process: subprocess.Popen[bytes], uri: str, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"mlflow server exited with status {process.returncode}; {log}:\n{_tail(log)}")
-        with (
-            contextlib.suppress(urllib.error.URLError, OSError),  # not listening yet
-            urllib.request.urlopen(f"{uri}/health", timeout=5) as response,
-        ):
-            if response.status == 200:
-                return
-        if time.monotonic() > deadline:
-            pytest.fail(f"mlflow server: {uri}/health not OK after {START_TIMEOUT_S} s; {log}:\n{_tail(log)}")
-        time.sleep(0.5)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the group (the CLI, uvicorn and its worker), SIGKILL if it will not go."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)  # start_new_session: the CLI leads its own group
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(STOP_TIMEOUT_S)
-            return
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -104,29 +52,16 @@ def _mlflow_globals_restored() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """``mlflow server`` on a free port of 127.0.0.1: SQLite store, artifacts proxied to a local folder."""
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """``mlflow server`` on a free port of 127.0.0.1: its store in PostgreSQL, artifacts proxied to a local
+    folder (a shared one in a deployment)."""
     folder = tmp_path_factory.mktemp("mlflow-server")
-    uri, artifacts, log = f"http://{HOST}:{_free_port()}", folder / "artifacts", folder / "server.log"
-    command = [
-        str(Path(sys.executable).parent / "mlflow"), "server",
-        "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-        "--artifacts-destination", str(artifacts), "--serve-artifacts",
-        "--host", HOST, "--port", uri.rsplit(":", 1)[1], "--workers", "1",
-    ]  # fmt: skip
-    # No job runner (GenAI scorers, periodic tasks): two processes less on a shared two-core machine.
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, cwd=folder, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
-            start_new_session=True,
-        )  # fmt: skip
-    try:
-        _wait_ready(process, uri, log)
-        yield Server(uri, artifacts, log)
-    finally:
-        _stop(process)
+    with postgres_server() as postgres:
+        server = MlflowServer(postgres.uri, folder / "artifacts", folder / "server.log").start()
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +71,7 @@ def lake_with_ref(generated_lake: Lake) -> Lake:
 
 
 @pytest.fixture(scope="module")
-def tracked(lake_with_ref: Lake, server: Server, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def tracked(lake_with_ref: Lake, server: MlflowServer, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Settings on the generated lake whose tracking URI is the server's."""
     return load_settings(
         "test",
@@ -169,7 +104,7 @@ def origins(lake_with_ref: Lake, tracked: Settings, trained) -> pd.DataFrame:
         data.unpersist()
 
 
-def test_runs_params_and_metrics_are_recorded_by_the_server(trained, server: Server):
+def test_runs_params_and_metrics_are_recorded_by_the_server(trained, server: MlflowServer):
     client = MlflowClient(server.uri)
     for t in trained.values():
         run = client.get_run(t.run_id)
@@ -180,7 +115,7 @@ def test_runs_params_and_metrics_are_recorded_by_the_server(trained, server: Ser
 
 
 def test_artifacts_go_through_the_server_to_its_destination_not_to_the_client_artifact_root(
-    trained, server: Server, tracked: Settings
+    trained, server: MlflowServer, tracked: Settings
 ):
     client = MlflowClient(server.uri)
     run = client.get_run(trained["markov"].run_id)
@@ -243,9 +178,77 @@ def test_spark_python_workers_load_a_model_from_the_server_uri_they_are_given(
 
 
 def test_configure_fails_within_seconds_naming_the_uri_when_no_server_answers(settings: Settings):
-    uri = f"http://{HOST}:{_free_port()}"  # nothing listens there
+    uri = f"http://{HOST}:{free_ports()[0]}"  # nothing listens there
     down = settings.mlflow.model_copy(update={"tracking_uri": uri})
     started = time.monotonic()
     with pytest.raises(TrackingError, match=f"{uri} unreachable"):
         configure(down)
     assert time.monotonic() - started < UNREACHABLE_WITHIN_S
+
+
+# ------------------------------------------------------------------------------- the server goes down
+
+
+def _registry(uri: str, name: str) -> dict[str, object]:
+    """The registry's state of model ``name``: its versions, and the version each alias points to."""
+    client = MlflowClient(uri)
+    versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+    return {"versions": versions, "aliases": dict(client.get_registered_model(name).aliases)}
+
+
+def _last_spark_job(spark) -> int:
+    return max(spark.sparkContext.statusTracker().getJobIdsForGroup(None), default=-1)
+
+
+@pytest.mark.fault
+def test_a_server_down_when_training_starts_fails_before_any_work_and_moves_no_alias(
+    server: MlflowServer, tracked: Settings, lake_with_ref: Lake, trained, spark
+):
+    name = tracked.train.model_name
+    before, last_job = _registry(server.uri, name), _last_spark_job(spark)
+    assert {CHAMPION, CHALLENGER} <= set(before["aliases"])
+    server.stop()
+    try:
+        started = time.monotonic()
+        with pytest.raises(TrackingError, match=f"{server.uri} unreachable"):
+            training.train(lake_with_ref, tracked, models=("markov",))
+        assert time.monotonic() - started < UNREACHABLE_WITHIN_S
+        assert _last_spark_job(spark) == last_job, "Spark work ran before the tracking server was checked"
+    finally:
+        server.start()
+    assert _registry(server.uri, name) == before
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize("dies", ["before registering", "after registering"])
+def test_a_server_down_between_logging_and_registration_leaves_the_aliases_where_they_were(
+    dies: str, server: MlflowServer, tracked: Settings, lake_with_ref: Lake, trained, monkeypatch
+):
+    """The run is logged, then the server dies just before (or just after) the new version is registered:
+    training fails, and no alias points to a version that was not registered and compared whole."""
+    name = tracked.train.model_name
+    before = _registry(server.uri, name)
+    register = mlflow.register_model
+
+    def server_dies(*args, **kwargs):
+        if dies == "before registering":
+            server.stop()
+            return register(*args, **kwargs)
+        registered = register(*args, **kwargs)
+        server.stop()
+        return registered
+
+    monkeypatch.setattr(mlflow, "register_model", server_dies)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail now, not after minutes of retries
+    try:
+        with pytest.raises((MlflowException, TrackingError)):
+            training.train(lake_with_ref, tracked, models=("stay",))
+    finally:
+        if not server.healthy():
+            server.start()
+        while mlflow.active_run():  # the failed run could not be closed on a server that was down
+            mlflow.end_run("FAILED")
+    after = _registry(server.uri, name)
+    assert after["aliases"] == before["aliases"]
+    new = [v for v in after["versions"] if v not in before["versions"]]
+    assert new == ([] if dies == "before registering" else [max(before["versions"]) + 1])
