@@ -19,6 +19,10 @@ from mobility.lake import Lake
 from mobility.spark import get_spark
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# The data of ``generated_lake``; a module that runs the pipeline elsewhere on the same data generates it
+# again with these (same seed, same bytes) and compares with that lake.
+GENERATED = {"seekers": 3000, "months": 24, "start": "2021-01", "seed": 5, "dirty_rate": 0.0,
+             "chunk_seekers": 3000}  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -69,8 +73,7 @@ def generated_lake(ref_lake: Lake, settings: Settings, tmp_path_factory: pytest.
     (root / "ref").symlink_to(Path(ref_lake.root) / "ref", target_is_directory=True)
     lake = Lake(ref_lake.spark, root)
     out = tmp_path_factory.mktemp("generated")
-    synth.generate(lake.spark, lake, settings, seekers=3000, months=24, start="2021-01", seed=5, out=out,
-                   dirty_rate=0.0, chunk_seekers=3000)  # fmt: skip
+    synth.generate(lake.spark, lake, settings, out=out, **GENERATED)
     ingest(lake, settings, out, batch_id="generated")
     gold.write(lake, settings.flows)
     return lake
