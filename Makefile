@@ -77,13 +77,16 @@ dist: setup
 	@echo "dist/: $$(ls dist | paste -sd' ')"
 
 # Any step on a Spark cluster: make submit STEP=reference MASTER=spark://host:7077 [SET="lake.root=/shared/lake"]
+# [ARGS="--input /shared/in"] (the step's own options) [RESOURCES="--executor-memory 4g --total-executor-cores 8"]
 STEP ?= pipeline
 MASTER ?= spark://127.0.0.1:7077
+RESOURCES ?= --driver-memory 2g --executor-memory 2g
+ARGS ?=
 SET ?=
 submit: dist
 	PYSPARK_PYTHON=$(CURDIR)/$(PY) PYSPARK_DRIVER_PYTHON=$(CURDIR)/$(PY) $(BIN)/spark-submit \
-	  --master $(MASTER) --jars $$(cat dist/jars.txt) --py-files dist/mobility.zip \
-	  jobs/$(STEP).py --profile cluster $(foreach s,$(SET),--set $(s))
+	  --master $(MASTER) $(RESOURCES) --jars $$(cat dist/jars.txt) --py-files dist/mobility.zip \
+	  jobs/$(STEP).py --profile cluster $(foreach s,$(SET),--set $(s)) $(ARGS)
 
 # Jupyter for the analyst notebooks (notebooks/): JupyterLab installed into the venv on first use.
 notebooks: setup

@@ -8,12 +8,22 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from mobility.config import ENV_PREFIX
+
 HOST = "127.0.0.1"
+BIN = Path(sys.executable).parent  # the venv's bin: mobility, and spark-class and spark-submit of pyspark
 STOP_TIMEOUT_S = 30
+
+
+def job_env(**extra: str) -> dict[str, str]:
+    """The caller's environment without its MOBILITY_* settings (the job's command line alone sets them),
+    plus ``extra``."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}, **extra}
 
 
 def free_ports(count: int = 1) -> list[int]:

@@ -10,11 +10,9 @@ scheduler runs them; the rest runs in the test's own session.
 from __future__ import annotations
 
 import gzip
-import os
 import random
 import shutil
 import subprocess
-import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -25,15 +23,14 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from mobility import gold, synth
-from mobility.config import ENV_PREFIX, Settings
+from mobility.config import Settings
 from mobility.ingest import TABLES, ingest
 from mobility.lake import Lake
 from mobility.synth.extract import write_extract
-from tests.processes import kill, start, stop, tail
+from tests.processes import BIN, job_env, kill, start, stop, tail
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.timeout(1800)]
 
-BIN = Path(sys.executable).parent
 YEAR = 2022
 SILVER = (*TABLES, "seekers")
 BRONZE = ("de", "rome", "hires", "offers")
@@ -86,15 +83,10 @@ def clean(ref_lake: Lake, settings: Settings, source: Path, tmp_path_factory: py
     return lake
 
 
-def _job_env() -> dict[str, str]:
-    """The caller's environment without MOBILITY_* settings: the command line alone sets the job's."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
-
-
 def _ingest_job(lake: Lake, batch: Path, log: Path) -> subprocess.Popen[bytes]:
     command = [str(BIN / "mobility"), "--profile", "test", "--set", f"lake.root={lake.root}",
                "ingest", "--input", str(batch)]  # fmt: skip
-    return start(command, log, _job_env())
+    return start(command, log, job_env())
 
 
 def _wait(process: subprocess.Popen[bytes], log: Path) -> int:

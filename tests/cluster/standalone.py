@@ -5,7 +5,6 @@ as ``--py-files``, the Delta jars as ``--jars``, the settings as ``--profile clu
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import shutil
 import subprocess
@@ -17,12 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from mobility.config import ENV_PREFIX
 from mobility.spark import delta_jars
 from tests.conftest import PROJECT_ROOT
-from tests.processes import HOST, free_ports, start, stop, tail
+from tests.processes import BIN, HOST, free_ports, job_env, start, stop, tail
 
-BIN = Path(sys.executable).parent  # the venv's bin: spark-class and spark-submit come with pyspark
 START_TIMEOUT_S = 120
 MASTER_READY = re.compile(r"I have been elected leader")
 WORKER_READY = re.compile(r"Successfully registered with master spark://")
@@ -49,10 +46,12 @@ class Cluster:
 def child_env(pseudo_key: str) -> dict[str, str]:
     """The caller's environment without MOBILITY_* (the command line alone sets the job's settings, but for
     the pseudonym key), with this interpreter on both sides and every Spark process on the loopback."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
-    env.update(PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable, SPARK_LOCAL_IP=HOST)
-    env["MOBILITY_PSEUDO_KEY"] = pseudo_key  # the cluster profile refuses to start without one
-    return env
+    return job_env(
+        PYSPARK_PYTHON=sys.executable,
+        PYSPARK_DRIVER_PYTHON=sys.executable,
+        SPARK_LOCAL_IP=HOST,
+        MOBILITY_PSEUDO_KEY=pseudo_key,
+    )  # the cluster profile refuses to start without a key
 
 
 def _wait_for(process: subprocess.Popen[bytes], log: Path, ready: re.Pattern[str], what: str) -> None:

@@ -3,8 +3,9 @@ through spark-submit with the ``cluster`` profile, the lake and the MLflow artif
 runs and models tracked by an ``mlflow server`` whose store is PostgreSQL. In the middle of the flows step
 one worker is killed (``kill -9`` of its JVM and executor): the step finishes on the other.
 
-The local run on the same data is the session's ``generated_lake`` (the same generator settings, the same
-pseudonym key): every gold table must have its row count and the sum of each numeric column.
+The local run on the same data is the session's ``ref_lake`` and ``generated_lake`` (the same reference
+files, generator settings and pseudonym key): every ref and gold table must have its row count and the sum
+of each numeric column.
 """
 
 from __future__ import annotations
@@ -144,6 +145,18 @@ def _figures(lake: Lake, table: str) -> dict[str, object]:
     df = lake.read(table)
     numeric = [f.name for f in df.schema.fields if isinstance(f.dataType, NumericType)]
     return df.agg(F.count(F.lit(1)).alias("rows"), *(F.sum(c).alias(c) for c in numeric)).first().asDict()
+
+
+def test_reference_tables_built_on_the_cluster_equal_those_of_the_local_run(
+    run: ClusterRun, ref_lake: Lake, spark: SparkSession
+):
+    assert run.status == 0, run.outputs()
+    assert re.search(r"rome v3 fiches\s+531\b", run.stdout.read_text()), "no reference summary in stdout"
+    on_cluster = Lake(spark, run.lake)
+    tables = ref_lake.tables("ref")
+    assert len(tables) >= 8 and on_cluster.tables("ref") == tables
+    for table in tables:
+        assert _figures(on_cluster, table) == pytest.approx(_figures(ref_lake, table), rel=1e-9), table
 
 
 def test_gold_tables_built_on_the_cluster_equal_those_of_the_local_run(
