@@ -100,6 +100,9 @@ class MlflowSettings(_Section):
     tracking_uri: str
     experiment: str
     artifact_root: Path
+    # Runs and models go to a shared `mlflow server` (the cluster profile): a database on the driver's disk
+    # would keep them from the team and be lost with the machine, so it is refused at start.
+    shared_server: bool
 
     _artifact_root = field_validator("artifact_root")(_resolve_path)
 
@@ -112,6 +115,15 @@ class MlflowSettings(_Section):
         if value.startswith(prefix) and not value.startswith(prefix + "/") and root is not None:
             return prefix + str((Path(root) / value[len(prefix) :]).resolve())
         return value
+
+    @model_validator(mode="after")
+    def _a_server_when_shared(self) -> MlflowSettings:
+        if self.shared_server and not self.tracking_uri.startswith(("http://", "https://")):
+            raise ValueError(
+                f"tracking_uri {self.tracking_uri!r} is not a server: this profile tracks to a shared mlflow "
+                "server (mlflow.shared_server); set MOBILITY_MLFLOW__TRACKING_URI=http://tracking-host:5000"
+            )
+        return self
 
 
 class PrivacySettings(_Section):

@@ -119,13 +119,33 @@ def test_settings_get_reads_a_dotted_key():
         settings.get("privacy.nope")
 
 
+SERVER = {"MOBILITY_MLFLOW__TRACKING_URI": "http://tracking-host:5000"}
+
+
 def test_cluster_profile_refuses_to_start_without_a_pseudonym_key():
     with pytest.raises(SettingsError, match="privacy: no pseudonym key: set MOBILITY_PSEUDO_KEY"):
-        load_settings("cluster", environ={})
+        load_settings("cluster", environ=SERVER)
+
+
+def test_cluster_profile_refuses_to_track_anywhere_but_to_a_server():
+    key = {"MOBILITY_PSEUDO_KEY": "k"}
+    for uri in ("sqlite:///mlflow.db", "file:///shared/mlruns", "postgresql://db-host/mlflow"):
+        with pytest.raises(
+            SettingsError, match=r"mlflow: tracking_uri '.*' is not a server: .*MOBILITY_MLFLOW__"
+        ):
+            load_settings("cluster", environ={**key, "MOBILITY_MLFLOW__TRACKING_URI": uri})
+    for uri in ("http://tracking-host:5000", "https://mlflow.example.org"):
+        assert (
+            load_settings(
+                "cluster", environ={**key, "MOBILITY_MLFLOW__TRACKING_URI": uri}
+            ).mlflow.tracking_uri
+            == uri
+        )
+    assert load_settings("local", environ={}).mlflow.tracking_uri.startswith("sqlite:////")
 
 
 def test_the_pseudonym_key_comes_from_its_variable_and_is_never_printed():
-    settings = load_settings("cluster", environ={"MOBILITY_PSEUDO_KEY": "s3cret-value"})
+    settings = load_settings("cluster", environ={"MOBILITY_PSEUDO_KEY": "s3cret-value", **SERVER})
     assert settings.privacy.key() == (b"s3cret-value", False)
     assert "s3cret-value" not in repr(settings) + settings.model_dump_json()
     local = load_settings("local", environ={})

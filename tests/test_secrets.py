@@ -15,22 +15,22 @@ import hmac
 import os
 import secrets
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
 
-from mobility.config import ENV_PREFIX, Settings
+from mobility.config import Settings
 from mobility.lake import Lake
 from mobility.privacy import _pads
+from tests.processes import BIN, job_env
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.timeout(900)]
 
-BIN = Path(sys.executable).parent
 KEY = "key-" + secrets.token_hex(16)  # a new one each run: found anywhere, it can only have leaked
 IDS = ("100000001", "100000002", "100000003")
 JOB_TIMEOUT_S = 600
+SERVER = "http://127.0.0.1:9"  # the cluster profile's tracking server: named, never reached by these jobs
 # The cluster profile's settings, on this machine: a small local Spark.
 LOCAL_SPARK = ("--set", "spark.master=local[2]", "--set", "spark.driver_memory=2g",
                "--set", "spark.shuffle_partitions=2", "--set", "spark.ui_enabled=false")  # fmt: skip
@@ -60,9 +60,8 @@ def _files_leaking(folder: Path, key: str = KEY) -> dict[str, list[bytes]]:
 
 def _job(*args: str, cwd: Path) -> subprocess.CompletedProcess[bytes]:
     """``mobility`` with the key in its environment and no other MOBILITY_* setting, output captured."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
-    env["MOBILITY_PSEUDO_KEY"] = KEY
-    return subprocess.run([str(BIN / "mobility"), *args], capture_output=True, cwd=cwd, env=env,
+    return subprocess.run([str(BIN / "mobility"), *args], capture_output=True, cwd=cwd,
+                          env=job_env(MOBILITY_PSEUDO_KEY=KEY, MOBILITY_MLFLOW__TRACKING_URI=SERVER),
                           timeout=JOB_TIMEOUT_S, check=False)  # fmt: skip
 
 
