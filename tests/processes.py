@@ -44,13 +44,20 @@ def tail(path: Path, lines: int = 40) -> str:
 
 
 def start(
-    command: Sequence[str], log: Path, env: Mapping[str, str], cwd: Path | None = None, append: bool = False
+    command: Sequence[str],
+    log: Path,
+    env: Mapping[str, str],
+    cwd: Path | None = None,
+    append: bool = False,
+    err: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``command`` in a process group of its own (a JVM and whatever it forks), output to ``log``."""
-    with log.open("ab" if append else "wb") as out:
+    """Start ``command`` in a process group of its own (a JVM and whatever it forks), output to ``log``
+    (standard error too, unless ``err`` names its own file)."""
+    mode = "ab" if append else "wb"
+    with log.open(mode) as out, err.open(mode) if err else contextlib.nullcontext() as error:
         return subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=dict(env), cwd=cwd,
-            start_new_session=True,
+            command, stdin=subprocess.DEVNULL, stdout=out, stderr=error or subprocess.STDOUT, env=dict(env),
+            cwd=cwd, start_new_session=True,
         )  # fmt: skip
 
 

@@ -11,7 +11,6 @@ import pwd
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -19,7 +18,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.processes import HOST, STOP_TIMEOUT_S, free_ports, start, stop, tail
+from tests.processes import BIN, HOST, STOP_TIMEOUT_S, free_ports, start, stop, tail
 
 START_TIMEOUT_S = 120
 
@@ -139,7 +138,7 @@ class MlflowServer:
 
     def start(self) -> MlflowServer:
         command = [
-            str(Path(sys.executable).parent / "mlflow"), "server",
+            str(BIN / "mlflow"), "server",
             "--backend-store-uri", self.backend,
             "--artifacts-destination", str(self.artifacts), "--serve-artifacts",
             "--host", HOST, "--port", str(self.port), "--workers", "1",

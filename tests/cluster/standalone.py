@@ -137,10 +137,7 @@ def submit(command: Sequence[str], out: Path, err: Path, env: dict[str, str]) ->
     """Start spark-submit in a group of its own (it forks the Python driver), from a folder that is not
     the project: the driver imports ``mobility`` from the zip, and the job still finds its settings
     (``conf/`` beside ``jobs/``)."""
-    with out.open("wb") as stdout, err.open("wb") as stderr:
-        return subprocess.Popen(
-            command, stdout=stdout, stderr=stderr, cwd=out.parent, env=env, start_new_session=True
-        )
+    return start(command, out, env, cwd=out.parent, err=err)
 
 
 def finished(process: subprocess.Popen[bytes], out: Path, err: Path, timeout_s: float) -> int:
