@@ -55,9 +55,10 @@ test-fast: setup
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 # The benchmark harness (bench/README.md): make bench SCALE=S|M|L [SET="spark.shuffle_partitions=16"]
+# [STEPS=ingest] (the pipeline up to that step only: a partial result, whose end-to-end targets are not judged)
 SCALE ?= S
 bench: setup
-	$(PY) -m bench.run --scale $(SCALE) $(foreach s,$(SET),--set $(s))
+	$(PY) -m bench.run --scale $(SCALE) $(foreach s,$(SET),--set $(s)) $(if $(STEPS),--steps $(STEPS))
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 
 from mobility.config import FlowsSettings
-from mobility.formats import MOTANN_BACK_TO_WORK
+from mobility.ingest.formats import MOTANN_BACK_TO_WORK
 from mobility.market import DEPARTEMENT_PLACES, REGION_PLACES
 
 SILVER = ("spells", "sought_changes", "hires", "offers")

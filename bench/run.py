@@ -1,7 +1,7 @@
 """The benchmark harness: every step of the pipeline at a scale, measured on its own, a DuckDB reference of
 the flows step, and the targets of issue 7 judged.
 
-    make bench SCALE=S|M|L [SET="spark.shuffle_partitions=16 ..."]
+    make bench SCALE=S|M|L [SET="spark.shuffle_partitions=16 ..."] [STEPS=ingest]
     .venv/bin/python -m bench.run --scale S [--seed 42] [--set section.key=value ...] [--no-duckdb]
 
 Scales: S = 100,000 seekers, M = 1 million, L = 6 million, 36 months each. The generated input is cached
@@ -226,6 +226,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE")
     parser.add_argument("--no-duckdb", action="store_true", help="skip the DuckDB reference")
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the result files")
+    parser.add_argument(
+        "--steps",
+        default=",".join(END_TO_END),
+        help="steps to measure (default all); the run stops after the last",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("py4j", "mlflow", "alembic", "urllib3"):
@@ -244,7 +249,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     pipeline.run_reference(settings)  # setup, not measured: the same for every scale
     steps.append(generated(settings, lake, stages, jvm))
     duck = None
-    for name in END_TO_END:
+    chosen = [s.strip() for s in args.steps.split(",") if s.strip()]
+    unknown = set(chosen) - set(END_TO_END)
+    if unknown:
+        parser.error(f"--steps: unknown step(s) {', '.join(sorted(unknown))}; steps: {', '.join(END_TO_END)}")
+    for name in END_TO_END[: max(END_TO_END.index(s) for s in chosen) + 1]:
         run = lambda n=name: pipeline.run_step(n, settings)  # noqa: E731
         steps.append(measured(name, run, lake, settings, stages, jvm))
         if name == "flows" and not args.no_duckdb:
@@ -265,6 +274,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             "sets": args.sets,
         },
         "steps": steps,
+        "partial": chosen != list(END_TO_END),
         "end_to_end_seconds": round(sum(s["seconds"] for s in steps if s["step"] in END_TO_END), 1),
         "duckdb": duck,
     }

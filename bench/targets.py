@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 
 GIB = 2**30
+END_TO_END = ("ingest", "flows", "train", "recommend", "paths", "report")
 END_TO_END_LIMIT_S = 20 * 60
 PEAK_LIMIT_BYTES = 16 * GIB
 DUCKDB_RATIO = 3.0
@@ -64,8 +65,10 @@ def judge(result: dict, others: dict[str, dict]) -> list[dict[str, str]]:
     peak = max(s.get("processes_peak_bytes", 0) for s in result["steps"])
     figure = f"end to end {e2e / 60:.1f} min, {failed} failed tasks, peak memory {peak / GIB:.1f} GiB"
     ok = e2e < END_TO_END_LIMIT_S and failed == 0 and peak < PEAK_LIMIT_BYTES
+    whole = {s["step"] for s in result["steps"]} >= set(END_TO_END)
+    verdict = _verdict(ok) if scale == "L" and whole else "not judged (L, every step)"
     out.append({"target": "1. L end to end < 20 min, no task failure, peak memory < 16 GiB", "figure": figure,
-                "verdict": _verdict(ok) if scale == "L" else "not judged (L only)"})  # fmt: skip
+                "verdict": verdict})  # fmt: skip
 
     duck = result.get("duckdb")
     if duck:
@@ -95,9 +98,14 @@ def judge(result: dict, others: dict[str, dict]) -> list[dict[str, str]]:
     out.append({"target": "3. time(L) / time(M) <= 6 for every step", "figure": figure, "verdict": verdict})
 
     recommend = _step(result, "recommend")
-    per_min = recommend["rows_in"] / recommend["seconds"] * 60
-    figure = f"{recommend['rows_in']:,} seekers in {recommend['seconds']:.0f} s = {per_min / 1e6:.2f} M/min"
-    verdict = _verdict(per_min >= PER_MINUTE) if judged else "not judged (M, L)"
+    if recommend is None:
+        figure, verdict = "recommend not run (--steps)", "not judged"
+    else:
+        per_min = recommend["rows_in"] / recommend["seconds"] * 60
+        figure = (
+            f"{recommend['rows_in']:,} seekers in {recommend['seconds']:.0f} s = {per_min / 1e6:.2f} M/min"
+        )
+        verdict = _verdict(per_min >= PER_MINUTE) if judged else "not judged (M, L)"
     out.append({"target": "4a. recommend scores >= 1M active seekers per minute", "figure": figure,
                 "verdict": verdict})  # fmt: skip
     generate = _step(result, "generate")

@@ -35,6 +35,7 @@ from delta.exceptions import (
 )
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StructType
 
 from mobility.errors import MobilityError
 
@@ -50,6 +51,11 @@ CONFLICTS = (
     ConcurrentDeleteDeleteException, ConcurrentTransactionException,
 )  # fmt: skip
 _RETRY_PAUSE_S = 1.0  # times the attempt, with jitter: writers that collided do not collide again
+# Delta's own counts of what a commit did, logged with it (nothing is read back to count it).
+_LOGGED_METRICS = (
+    "numOutputRows", "numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted",
+    "numDeletionVectorsAdded", "numTargetFilesAdded", "numTargetFilesRemoved", "numFiles",
+)  # fmt: skip
 
 
 class LakeError(MobilityError):
@@ -153,15 +159,19 @@ class Lake:
         update_when: str | None = None,
         partition_by: Sequence[str] = (),
         insert_only: bool = False,
+        properties: dict[str, str] | None = None,
     ) -> int:
         """Upsert ``df`` on natural ``keys``: new keys are inserted, matched rows updated when
         ``update_when`` (a SQL condition over ``t.`` target and ``s.`` source) holds, or always if None,
-        or never with ``insert_only``. Creates the table on first write."""
+        or never with ``insert_only``. Creates the table on first write, with the Delta table
+        ``properties`` given (deletion vectors, statistics columns)."""
         if not keys:
             raise LakeError(f"merge into {table} needs key columns")
         condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
 
         def write() -> None:
+            if properties and not self.exists(table):
+                self.create(table, df.schema, partition_by, properties)
             if not self.exists(table):
                 # "append" creates the table; a writer that created it first makes this a conflict, and
                 # the retry merges (an "overwrite" here would erase the other writer's rows).
@@ -175,6 +185,21 @@ class Lake:
             merge.whenNotMatchedInsertAll().execute()
 
         return self._committed(table, "merge", write)
+
+    def create(
+        self,
+        table: str,
+        schema: StructType,
+        partition_by: Sequence[str] = (),
+        properties: dict[str, str] | None = None,
+    ) -> None:
+        """Create an empty table of ``schema`` with Delta ``properties``, unless it exists."""
+        builder = DeltaTable.createIfNotExists(self.spark).location(self.path(table)).addColumns(schema)
+        if partition_by:
+            builder = builder.partitionedBy(*partition_by)
+        for key, value in (properties or {}).items():
+            builder = builder.property(key, value)
+        builder.execute()
 
     def append(self, df: DataFrame, table: str) -> int:
         """Add rows (run logs, whose history is the point)."""
@@ -204,6 +229,7 @@ class Lake:
                 log.warning("%s %s: another job committed first (%s); trying again in %.1f s (%d of %d)",
                             operation, table, reason, pause, attempt + 1, self.commit_attempts)  # fmt: skip
                 time.sleep(pause)
-        version = self.version(table)
-        log.info("%s %s -> version %d", operation, table, version)
-        return version
+        last = DeltaTable.forPath(self.spark, self.path(table)).history(1).first()
+        metrics = {k: v for k, v in (last["operationMetrics"] or {}).items() if k in _LOGGED_METRICS}
+        log.info("%s %s -> version %d %s", operation, table, last["version"], metrics or "")
+        return int(last["version"])

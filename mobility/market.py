@@ -22,8 +22,9 @@ Definitions
     Offers created in the month (``created_at``, UTC), and their positions, in the offer's occupation and
     place. An offer counts where it is placed: in a region row when placed at commune, postal-code,
     département or region level, in a département row only when placed at commune, postal-code or
-    département level (a region-level offer counts for its region only). Offers placed nationally or abroad
-    count in no regional or départemental row; the national rows hold every offer.
+    département level (a region-level offer counts for its region only). Offers placed nationally, in an
+    overseas collectivity or abroad (``mobility.ingest.references``) count in no regional or départemental
+    row; the national rows hold every offer.
 ``hires``
     Hires of the month (``silver.hires``, matched to a spell or not) in the hire's occupation and workplace.
 ``tension``
@@ -58,7 +59,7 @@ from datetime import date
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from mobility.formats import MOTANN_BACK_TO_WORK
+from mobility.ingest.formats import MOTANN_BACK_TO_WORK
 from mobility.transitions import check_level, occupation_segments
 
 GEOS = {"region": ("code_region",), "departement": ("code_departement",), "national": ()}

@@ -26,8 +26,8 @@ from pyspark.sql import functions as F
 
 from mobility.config import ReferenceSettings
 from mobility.errors import MobilityError
+from mobility.ingest.readers import clean_name, header_names
 from mobility.lake import Lake
-from mobility.sources import clean_name, header_names
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@ import hmac
 
 from pyspark.sql import functions as F
 
-from mobility.privacy import pseudonym
+from mobility.ingest.pseudonyms import pseudonym
 
 
 def test_pseudonym_is_the_rfc_2104_hmac_sha256_of_the_id(spark):

@@ -21,8 +21,8 @@ import pytest
 from pyspark.sql import functions as F
 
 from mobility.config import Settings
+from mobility.ingest.pseudonyms import _pads
 from mobility.lake import Lake
-from mobility.privacy import _pads
 from tests.processes import BIN, job_env
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.timeout(900)]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from mobility.sources import LATIN1, UTF8, InputError, detect_encoding, discover, kind_of, read_lines
+from mobility.ingest.readers import LATIN1, UTF8, InputError, detect_encoding, discover, kind_of, read_lines
 
 
 def test_line_numbers_are_exact_when_files_are_split_and_packed_together(spark, tmp_path: Path):

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mobility import formats
 from mobility.config import Settings
+from mobility.ingest import formats
 from mobility.lake import Lake
 from mobility.synth import SynthParams, generate, generate_from_reference, read_reference
 from mobility.synth.model import grouped_sampler

@@ -386,7 +386,7 @@ class Text:
         return ", " if self.fr else ".,"
 
     def reason(self, code: str) -> str:
-        from mobility.formats import REASONS
+        from mobility.ingest.formats import REASONS
 
         return REASONS_FR.get(code, code) if self.fr else REASONS.get(code, code)
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from mobility import formats
+from mobility.ingest import formats
 from mobility.synth import defects as dz
 from mobility.synth import render
 from mobility.synth.model import Model, build_model, destination_parts

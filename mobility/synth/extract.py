@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
-from mobility import formats
-from mobility.sources import clean_name, detect_encoding, kind_of, open_text
+from mobility.ingest import formats
+from mobility.ingest.readers import clean_name, detect_encoding, kind_of, open_text
 
 # kind -> (start column, end column or None, columns blanked with the end)
 _CSV_DATES = {

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from mobility import formats
+from mobility.ingest import formats
 from mobility.synth.model import Model
 from mobility.synth.simulate import Table, offer_id, seeker_idx
 

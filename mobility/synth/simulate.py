@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mobility import formats
+from mobility.ingest import formats
 from mobility.synth.model import Model
 from mobility.synth.params import DAYS_PER_MONTH, SynthParams, weights
 

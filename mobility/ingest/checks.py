@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from mobility.formats import REASONS
+from mobility.ingest.formats import REASONS
 
 QUARANTINE_KEYS = ("table", "source_file", "line", "raw_hash")
 
@@ -32,37 +32,52 @@ class Check:
 
 
 def classify(df: DataFrame, checks: Sequence[Check]) -> DataFrame:
-    """Set ``_reason``/``_message`` to the first failing check, keeping a reason an earlier stage set."""
-    reason = F.lit(None).cast("string")
-    message = F.lit(None).cast("string")
-    for check in reversed(checks):
-        failed = F.coalesce(check.failed, F.lit(False))
-        reason = F.when(failed, F.lit(check.reason)).otherwise(reason)
-        message = F.when(failed, check.message).otherwise(message)
+    """Set ``_reason``/``_message`` to the first failing check, keeping a reason an earlier stage set.
+
+    Each check's condition appears once in the plan: the index of the first failing check is computed,
+    then the reason and the message are picked by it (a nested chain per column would copy every
+    condition twice, and big expressions cost planning and code generation time)."""
+    first = F.coalesce(
+        *(F.when(check.failed, F.lit(i)) for i, check in enumerate(checks)), F.lit(None).cast("int")
+    )
+    df = df.withColumn("_check", first)
+    reason = message = F.lit(None).cast("string")
+    for i, check in reversed(list(enumerate(checks))):
+        reason = F.when(F.col("_check") == i, F.lit(check.reason)).otherwise(reason)
+        message = F.when(F.col("_check") == i, check.message).otherwise(message)
     if "_reason" in df.columns:
         keep = F.col("_reason").isNotNull()
-        return df.withColumns(
-            {
-                "_reason": F.when(keep, F.col("_reason")).otherwise(reason),
-                "_message": F.when(keep, F.col("_message")).otherwise(message),
-            }
-        )
-    return df.withColumns({"_reason": reason, "_message": message})
+        reason = F.when(keep, F.col("_reason")).otherwise(reason)
+        message = F.when(keep, F.col("_message")).otherwise(message)
+    return df.withColumns({"_reason": reason, "_message": message}).drop("_check")
 
 
 def mark_duplicates(df: DataFrame, keys: Sequence[str], order: Sequence[Column], what: str) -> DataFrame:
     """Among records still valid, keep the first of each natural key (by ``order``); the others are
-    ``duplicate``."""
+    ``duplicate``.
+
+    Found on keys, not on rows: valid records are counted per key (a shuffle of the keys alone), and only
+    the records of keys seen more than once (a few, broadcast) go through the ordering window."""
     valid = F.col("_reason").isNull()
-    window = Window.partitionBy(valid, *keys).orderBy(*order)
-    duplicate = valid & (F.row_number().over(window) > 1)
+    repeated = (
+        df.where(valid)
+        .groupBy(*keys)
+        .count()
+        .where(F.col("count") > 1)
+        .select(*keys, F.lit(True).alias("_repeated"))
+    )
+    flagged = df.join(F.broadcast(repeated), list(keys), "left")
+    single = flagged.where(F.col("_repeated").isNull() | ~valid)
+    several = flagged.where(F.col("_repeated").isNotNull() & valid)
+    duplicate = F.row_number().over(Window.partitionBy(*keys).orderBy(*order)) > 1
     message = F.format_string(f"another record has the same {what} in this batch")
-    return df.withColumns(
+    several = several.withColumns(
         {
             "_reason": F.when(duplicate, F.lit("duplicate")).otherwise(F.col("_reason")),
             "_message": F.when(duplicate, message).otherwise(F.col("_message")),
         }
     )
+    return single.unionByName(several).drop("_repeated").select(*df.columns)
 
 
 def raw_hash() -> Column:

@@ -3,12 +3,18 @@
 A record's raw text is kept from the start, so that whatever later rejects it can quarantine it exactly
 as it came. CSV files are read as lines (Spark's text source) rather than with the CSV reader, which would
 silently skip blank lines, pad short rows and lose the line number; the fields are then split with the
-native ``from_csv``. Line numbers come from the order of rows inside each file split
-(``monotonically_increasing_id`` is consecutive within a partition) and the sizes of earlier splits, so
-no file is ever read by one task or collected.
+native ``from_csv``, once, into one trimmed string column per column of the layout. Line numbers come
+from the order of rows inside each file split (``monotonically_increasing_id`` is consecutive within a
+partition) and the sizes of earlier splits (``number_lines``), so no file is ever read by one task or
+collected. Numbering needs the split sizes before the numbers: the batch persists what a reader returns
+and numbers the cached rows, so that each file is read once.
 
-The job seeker's IDX is replaced by its pseudonym right here, in the split fields and in the raw line,
-so that no table, not even bronze or the quarantine, ever holds it.
+The job seeker's IDX is replaced by its pseudonym right here, computed once per record and written both
+in the IDX column and in the raw line, so that no table, not even bronze or the quarantine, ever holds it.
+
+Offer pages (``offers*.json``) are read whole, one row a file, and parsed once into their offers' JSON
+texts: a raw API response (``{"resultats": [...]}``) or a JSON list of offers (how saved search results
+usually look) alike.
 
 The encoding of each file is found by validating it as UTF-8 in the driver, streaming (memory does not
 grow with the file); a file that is not UTF-8 is taken as latin-1 and transcoded to UTF-8 in a staging
@@ -35,9 +41,9 @@ from typing import IO
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from mobility import formats
 from mobility.errors import MobilityError
-from mobility.privacy import pseudonym
+from mobility.ingest import formats
+from mobility.ingest.pseudonyms import pseudonym
 
 log = logging.getLogger(__name__)
 
@@ -205,18 +211,53 @@ def _staged(files: Sequence[SourceFile], staging: Path) -> list[tuple[SourceFile
     return staged
 
 
-def number_lines(df: DataFrame) -> DataFrame:
-    """Add ``line`` (1-based, per file) to rows of ``source_file`` read in file order, split by ``_block``."""
-    df = df.withColumn("_mid", F.monotonically_increasing_id())
-    blocks = df.groupBy("source_file", "_block").agg(
-        F.min("_mid").alias("_first"), F.count("*").alias("_rows")
-    )
-    earlier = Window.partitionBy("source_file").orderBy("_block").rowsBetween(Window.unboundedPreceding, -1)
-    blocks = blocks.withColumn("_before", F.coalesce(F.sum("_rows").over(earlier), F.lit(0)))
+def positions() -> dict[str, Column]:
+    """Where a row was read: its file, the start of its split and its position in the split's task, from
+    which ``number_lines`` makes line numbers once the split sizes are known."""
+    return {
+        "source_file": F.col("_metadata.file_name"),
+        "_block": F.col("_metadata.file_block_start"),
+        "_mid": F.monotonically_increasing_id(),
+    }
+
+
+def split_offsets(df: DataFrame) -> DataFrame:
+    """For each file split of ``df`` (``positions``): its first ``_mid`` and the lines of its file before it.
+
+    One small job whose result, one row per file split (files x size / ``spark.sql.files.maxPartitionBytes``),
+    is brought to the driver and given back as a local table, so that numbering costs the readers of
+    ``df`` a broadcast join with a literal table, not an aggregation each."""
+    rows = df.groupBy("source_file", "_block").agg(F.min("_mid").alias("_first"), F.count("*").alias("_rows"))
+    before: dict[str, int] = {}
+    offsets = []
+    for row in sorted(rows.collect()):  # bounded: one row per file split
+        offsets.append((row["source_file"], row["_block"], row["_first"], before.get(row["source_file"], 0)))
+        before[row["source_file"]] = before.get(row["source_file"], 0) + row["_rows"]
+    schema = "source_file string, _block long, _first long, _before long"
+    return df.sparkSession.createDataFrame(offsets, schema)
+
+
+def number_lines(df: DataFrame, offsets: DataFrame | None = None) -> DataFrame:
+    """Replace ``_block`` and ``_mid`` (``positions``) by ``line``, 1-based per file, from ``offsets``
+    (``split_offsets``), or from an aggregation of ``df`` itself when not given (``df`` is then read twice:
+    split sizes, then numbers)."""
+    if offsets is None:
+        blocks = df.groupBy("source_file", "_block").agg(
+            F.min("_mid").alias("_first"), F.count("*").alias("_rows")
+        )
+        earlier = (
+            Window.partitionBy("source_file").orderBy("_block").rowsBetween(Window.unboundedPreceding, -1)
+        )
+        offsets = blocks.select(
+            "source_file",
+            "_block",
+            "_first",
+            F.coalesce(F.sum("_rows").over(earlier), F.lit(0)).alias("_before"),
+        )
     return (
-        df.join(F.broadcast(blocks), ["source_file", "_block"])
+        df.join(F.broadcast(offsets), ["source_file", "_block"])
         .withColumn("line", F.col("_before") + F.col("_mid") - F.col("_first") + 1)
-        .drop("_mid", "_first", "_rows", "_before", "_block")
+        .drop("_mid", "_first", "_before", "_block")
     )
 
 
@@ -232,20 +273,25 @@ def capped(raw: Column, max_chars: int | None) -> tuple[Column, Column]:
     return F.when(over, F.substring(raw, 1, max_chars)).otherwise(raw), F.when(over, message)
 
 
+def read_text(spark: SparkSession, paths: Sequence[Path], max_chars: int | None = None) -> DataFrame:
+    """Every line of ``paths``, unnumbered: ``source_file``, ``_block``, ``_mid`` (see ``positions``),
+    ``raw`` cut to ``max_chars`` and ``read_error`` (why it was cut, else null)."""
+    raw, error = capped(F.col("value"), max_chars)
+    return spark.read.text([str(p) for p in paths]).select(
+        *(column.alias(name) for name, column in positions().items()),
+        raw.alias("raw"),
+        error.alias("read_error"),
+    )
+
+
 def read_lines(
     spark: SparkSession, files: Sequence[SourceFile], staging: Path, max_chars: int | None = None
 ) -> DataFrame:
     """Every line of ``files``: ``source_file``, ``line`` (1-based), ``raw`` and ``read_error`` (why the
-    line was cut to ``max_chars``, else null); blank lines dropped."""
-    staged = _staged(files, staging)
-    lines = spark.read.text([str(path) for _, path in staged]).select(
-        F.col("_metadata.file_name").alias("source_file"),
-        F.col("_metadata.file_block_start").alias("_block"),
-        F.col("value").alias("raw"),
-    )
-    numbered = number_lines(lines).where(F.trim("raw") != "")
-    raw, error = capped(F.col("raw"), max_chars)
-    return numbered.select("source_file", "line", raw.alias("raw"), error.alias("read_error"))
+    line was cut to ``max_chars``, else null); blank lines dropped. Reads the files twice (see
+    ``number_lines``): for small files and tests; the batch persists and numbers ``csv_records``."""
+    lines = read_text(spark, [path for _, path in _staged(files, staging)], max_chars)
+    return number_lines(lines).where(F.trim("raw") != "")
 
 
 def _fields_count(raw: Column) -> Column:
@@ -254,110 +300,136 @@ def _fields_count(raw: Column) -> Column:
     return F.size(F.split(unquoted, F.lit(formats.CSV_SEPARATOR)))
 
 
-def _protect_id(raw: Column, position: int, key: bytes) -> Column:
-    """``raw`` with its field at ``position`` (IDX) replaced by the pseudonym, even in a ragged line."""
+def _protect_id(raw: Column, position: int, seeker_id: Column) -> Column:
+    """``raw`` with its field at ``position`` (IDX) replaced by ``seeker_id``, even in a ragged line."""
     parts = F.split(raw, F.lit(formats.CSV_SEPARATOR), -1)
     swapped = F.transform(
-        parts,
-        lambda value, i: F.when(
-            (i == position) & (F.trim(value) != ""), pseudonym(F.trim(value), key)
-        ).otherwise(value),
+        parts, lambda value, i: F.when((i == position) & (F.trim(value) != ""), seeker_id).otherwise(value)
     )
     return F.array_join(swapped, formats.CSV_SEPARATOR)
+
+
+def _header_group(
+    spark: SparkSession, paths: Sequence[Path], header: tuple[str, ...], layout: formats.CsvLayout,
+    key: bytes, max_chars: int | None,
+) -> DataFrame:  # fmt: skip
+    """The lines of files sharing one header, split once into the layout's columns, IDX pseudonymised once.
+
+    Three projections, each computed once per row: the split (``from_csv``), the pseudonym, then the
+    columns and the protected raw line that both use it."""
+    ddl = ", ".join(f"`c{i}` string" for i in range(len(header)))
+    parsed = F.from_csv(F.col("raw"), ddl, {"sep": formats.CSV_SEPARATOR, "mode": "PERMISSIVE"})
+    lines = read_text(spark, paths, max_chars).withColumn("_p", parsed)
+
+    def value(name: str) -> Column:
+        if name not in header:
+            return F.lit(None).cast("string")
+        trimmed = F.trim(F.col("_p")[f"c{header.index(name)}"])
+        return F.when(trimmed != "", trimmed)
+
+    at = header.index("IDX") if "IDX" in header else None
+    seeker_id = pseudonym(value("IDX"), key) if at is not None else F.lit(None).cast("string")
+    lines = lines.select(
+        "source_file", "_block", "_mid", "raw", "read_error",
+        *(value(c).alias(c) for c in layout.columns if c != "IDX"),
+        seeker_id.alias("IDX"),
+    )  # fmt: skip
+    raw = _protect_id(F.col("raw"), at, F.col("IDX")) if at is not None else F.col("raw")
+    absent = [c for c in layout.mandatory if c not in header]
+    return lines.select(
+        "source_file", "_block", "_mid",
+        raw.alias("raw"),
+        *layout.columns,
+        _fields_count(F.col("raw")).alias("n_fields"),
+        F.lit(len(header)).alias("n_columns"),
+        F.lit(", ".join(absent) if absent else None).cast("string").alias("missing_columns"),
+        "read_error",
+    )  # fmt: skip
 
 
 def csv_records(
     spark: SparkSession, files: Sequence[SourceFile], staging: Path, key: bytes, max_chars: int | None = None
 ) -> DataFrame:
-    """The records of CSV files of one kind, header lines excluded, IDX already pseudonymised.
+    """The lines of CSV files of one kind, unnumbered (``csv_lines`` numbers them), IDX pseudonymised.
 
-    Columns: ``source_file``, ``line``, ``raw`` (the line as read, but for IDX replaced by its pseudonym),
-    ``fields`` (column name -> value, every header column including extras; ``IDX`` holds the
-    pseudonym), ``n_fields`` and ``n_columns`` (to spot ragged lines), ``missing_columns`` (mandatory
-    columns the file's header lacks, null when none) and ``read_error`` (see ``read_lines``).
+    Columns: ``source_file``, ``_block``, ``_mid``, ``raw`` (the line as read, but for IDX replaced by its
+    pseudonym), one trimmed string column per column of the layout (null when empty or absent from the
+    file; ``IDX`` holds the pseudonym), ``n_fields`` and ``n_columns`` (to spot ragged lines),
+    ``missing_columns`` (mandatory columns the file's header lacks, null when none) and ``read_error``
+    (see ``read_text``). Files are read once per distinct header (usually once per kind).
     """
     if not files:
         raise InputError("csv_records needs at least one file")
     layout = formats.CSV_LAYOUTS[files[0].kind]
-    lines = read_lines(spark, files, staging, max_chars).where(F.col("line") > 1)
-    fields = F.lit(None).cast("map<string,string>")
-    protected = F.col("raw")
-    n_columns = F.lit(None).cast("int")
-    missing = F.lit(None).cast("string")
+    staged = _staged(files, staging)
+    groups = []
     for header in sorted({f.header for f in files}):
-        names = [f.name for f in files if f.header == header]
-        in_group = F.col("source_file").isin(names)
-        ddl = ", ".join(f"`c{i}` string" for i in range(len(header)))
-        parsed = F.from_csv(F.col("raw"), ddl, {"sep": formats.CSV_SEPARATOR, "mode": "PERMISSIVE"})
-        values = [parsed[f"c{i}"] for i in range(len(header))]
-        if "IDX" in header:
-            at = header.index("IDX")
-            values[at] = pseudonym(F.trim(values[at]), key)
-            protected = F.when(in_group, _protect_id(F.col("raw"), at, key)).otherwise(protected)
-        as_map = F.map_from_arrays(F.array(*(F.lit(h) for h in header)), F.array(*values))
-        fields = F.when(in_group, as_map).otherwise(fields)
-        n_columns = F.when(in_group, F.lit(len(header))).otherwise(n_columns)
-        absent = [c for c in layout.mandatory if c not in header]
-        if absent:
-            missing = F.when(in_group, F.lit(", ".join(absent))).otherwise(missing)
-    return lines.select(
-        "source_file",
-        "line",
-        protected.alias("raw"),
-        fields.alias("fields"),
-        _fields_count(F.col("raw")).alias("n_fields"),
-        n_columns.alias("n_columns"),
-        missing.alias("missing_columns"),
-        "read_error",
-    )
+        paths = [path for source, path in staged if source.header == header]
+        groups.append(_header_group(spark, paths, header, layout, key, max_chars))
+    result = groups[0]
+    for group in groups[1:]:
+        result = result.unionByName(group)
+    return result
+
+
+def csv_lines(records: DataFrame, offsets: DataFrame | None = None) -> DataFrame:
+    """``csv_records`` (or rows derived from them) numbered, without header lines and blank lines: the
+    records of the files."""
+    return number_lines(records, offsets).where((F.col("line") > 1) & (F.trim("raw") != ""))
+
+
+PAGE_SCHEMA = "resultats array<string>, _corrupt string"
 
 
 def offer_records(
     spark: SparkSession, files: Sequence[SourceFile], staging: Path, max_chars: int | None = None
 ) -> DataFrame:
-    """The offers of API responses (``offers*.json``) and JSON Lines files (``offers*.jsonl``).
+    """The offers of ``offers*.json`` files (an API response or a JSON list of offers) and of JSON Lines
+    files (``offers*.jsonl``).
 
-    Columns: ``source_file``, ``line`` (position in ``resultats``, or line of a .jsonl file; 0 for a page
-    that does not parse, which is one record), ``raw`` (the offer's JSON text, or the unparsable page, cut
-    to ``max_chars``), and ``page_error`` (why a page or a record could not be read, else null).
+    Columns: ``source_file``, ``line`` (position in the page or list, or line of a .jsonl file; 0 for a
+    file that does not parse, which is one record), ``raw`` (the offer's JSON text, or the unparsable file,
+    cut to ``max_chars``), and ``page_error`` (why a file or a record could not be read, else null). A page
+    is read and parsed once; JSON Lines files are numbered by ``read_lines`` (read twice).
     """
     pages = [f for f in files if f.kind == "offers"]
     lines = [f for f in files if f.kind == "offers_lines"]
     parts = []
     if pages:
-        staged = _staged(pages, staging)
+        staged = [str(path) for _, path in _staged(pages, staging)]
+        page = F.from_json(F.col("value"), PAGE_SCHEMA, {"columnNameOfCorruptRecord": "_corrupt"})
         read = (
-            spark.read.schema("resultats array<string>, _corrupt_record string")
-            .option("multiLine", True)
-            .option("mode", "PERMISSIVE")
-            .option("columnNameOfCorruptRecord", "_corrupt_record")
-            .json([str(path) for _, path in staged])
-            .select(F.col("_metadata.file_name").alias("source_file"), "resultats", "_corrupt_record")
-        )
-        ok = read.where(F.col("_corrupt_record").isNull() & F.col("resultats").isNotNull()).select(
-            "source_file",
-            F.posexplode("resultats").alias("pos", "raw"),
-        )
-        parts.append(
-            ok.select(
-                "source_file",
-                (F.col("pos") + 1).cast("long").alias("line"),
-                "raw",
-                F.lit(None).cast("string").alias("page_error"),
+            spark.read.text(staged, wholetext=True)
+            .select(
+                F.col("_metadata.file_name").alias("source_file"),
+                "value",
+                F.ltrim("value").startswith("[").alias("_list"),
+            )
+            .withColumn("_page", F.when(~F.col("_list"), page))
+            .withColumn(
+                "offers",
+                F.when(F.col("_list"), F.from_json(F.col("value"), "array<string>")).otherwise(
+                    F.col("_page.resultats")
+                ),
             )
         )
-        bad = read.where(F.col("_corrupt_record").isNotNull() | F.col("resultats").isNull())
+        error = (
+            F.when(F.col("_list") | F.col("_page._corrupt").isNotNull(),
+                   "the file is not valid JSON (truncated or malformed)")
+            .otherwise('the file has no "resultats" list of offers')
+        )  # fmt: skip
+        # One row per offer; a file without offers to read is one record holding its text.
+        items = F.when(
+            F.col("offers").isNotNull(),
+            F.transform("offers", lambda o: F.struct(o.alias("raw"), F.lit(None).cast("string").alias("e"))),
+        ).otherwise(F.array(F.struct(F.col("value").alias("raw"), error.alias("e"))))
+        exploded = read.select("source_file", F.posexplode(items).alias("pos", "item"))
         parts.append(
-            bad.select(
+            exploded.select(
                 "source_file",
-                F.lit(0).cast("long").alias("line"),
-                F.coalesce("_corrupt_record", F.lit("")).alias("raw"),
-                F.when(
-                    F.col("_corrupt_record").isNotNull(),
-                    "the file is not valid JSON (truncated or malformed)",
-                )
-                .otherwise('the file has no "resultats" list of offers')
-                .alias("page_error"),
+                F.when(F.col("item.e").isNull(), F.col("pos") + 1).otherwise(0).cast("long").alias("line"),
+                F.col("item.raw").alias("raw"),
+                F.col("item.e").alias("page_error"),
             )
         )
     if lines:

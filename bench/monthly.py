@@ -1,0 +1,87 @@
+"""A monthly batch on a warm session: how long one month of 600 generated seekers takes to ingest.
+
+    .venv/bin/python -m bench.monthly [--months 6] [--results bench/results]
+
+One SparkSession (the test profile: local[2]), the reference tables loaded once, a year of 600 generated
+seekers (seed 23) cut into monthly extracts as a live system would send them; the first month is ingested
+to warm the session up, then each following month is timed. The target (issue 18): <= 8 s a month.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import statistics
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from mobility import reference, synth
+from mobility.config import load_settings
+from mobility.ingest import ingest
+from mobility.lake import Lake
+from mobility.spark import get_spark
+from mobility.synth.extract import write_extract
+
+HERE = Path(__file__).resolve().parent
+TARGET_S = 8.0
+SEEKERS, YEAR, SEED = 600, 2022, 23
+
+
+def month_ends(year: int) -> list[date]:
+    return [date(year + (m == 12), m % 12 + 1, 1) - timedelta(days=1) for m in range(1, 13)]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--months", type=int, default=6, help="months ingested (the first warms up)")
+    parser.add_argument("--results", type=Path, default=HERE / "results")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    work = Path(tempfile.mkdtemp(prefix="bench-monthly-"))
+    try:
+        settings = load_settings("test", [f"lake.root={work / 'lake'}"])
+        spark = get_spark(settings)
+        ref = Lake(spark, work / "ref")
+        reference.load(spark, ref, settings.reference)
+        source = work / "year"
+        synth.generate(spark, ref, settings, seekers=SEEKERS, months=12, start=f"{YEAR}-01", seed=SEED,
+                       out=source, dirty_rate=0.0, chunk_seekers=SEEKERS)  # fmt: skip
+        root = work / "lake"
+        root.mkdir()
+        (root / "ref").symlink_to(work / "ref" / "ref", target_is_directory=True)
+        lake = Lake(spark, root, commit_attempts=settings.lake.commit_attempts)
+        since, months = None, []
+        for month_end in month_ends(YEAR)[: args.months]:
+            batch = work / f"{month_end:%Y-%m}"
+            write_extract(source, batch, as_of=month_end, since=since)
+            since = month_end
+            began = time.perf_counter()
+            report = ingest(lake, settings, batch, batch_id=f"{month_end:%Y-%m}")
+            months.append({"month": f"{month_end:%Y-%m}", "records": report.read,
+                           "seconds": round(time.perf_counter() - began, 1)})  # fmt: skip
+        spark.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    warm = [m["seconds"] for m in months[1:]]
+    result = {
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seekers": SEEKERS,
+        "months": months,
+        "warm_median_seconds": statistics.median(warm) if warm else None,
+        "target_seconds": TARGET_S,
+        "met": bool(warm) and statistics.median(warm) <= TARGET_S,
+    }
+    args.results.mkdir(parents=True, exist_ok=True)
+    path = args.results / f"monthly-{result['started'][:10]}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
