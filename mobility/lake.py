@@ -170,12 +170,11 @@ class Lake:
         condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
 
         def write() -> None:
-            if properties and not self.exists(table):
-                self.create(table, df.schema, partition_by, properties)
             if not self.exists(table):
-                # "append" creates the table; a writer that created it first makes this a conflict, and
-                # the retry merges (an "overwrite" here would erase the other writer's rows).
-                writer = df.write.format("delta").mode("append")
+                # "append" creates the table (its properties are options prefixed "delta."); a writer that
+                # created it first makes this a conflict, and the retry merges (an "overwrite" here would
+                # erase the other writer's rows).
+                writer = df.write.format("delta").mode("append").options(**(properties or {}))
                 (writer.partitionBy(*partition_by) if partition_by else writer).save(self.path(table))
                 return
             target = DeltaTable.forPath(self.spark, self.path(table)).alias("t")
@@ -192,8 +191,13 @@ class Lake:
         schema: StructType,
         partition_by: Sequence[str] = (),
         properties: dict[str, str] | None = None,
+    ) -> int:
+        """Create an empty table of ``schema`` with Delta ``properties``, unless it exists; its version."""
+        return self._committed(table, "create", lambda: self._create(table, schema, partition_by, properties))
+
+    def _create(
+        self, table: str, schema: StructType, partition_by: Sequence[str], properties: dict[str, str] | None
     ) -> None:
-        """Create an empty table of ``schema`` with Delta ``properties``, unless it exists."""
         builder = DeltaTable.createIfNotExists(self.spark).location(self.path(table)).addColumns(schema)
         if partition_by:
             builder = builder.partitionedBy(*partition_by)

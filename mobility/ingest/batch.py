@@ -6,8 +6,9 @@ reconciliation (read = valid + quarantined) is stored in ``silver.ingestion_log`
 
 One pass per record: each kind's files are read once (``readers``: IDX pseudonymised as the lines are
 split), conformed row by row on narrow typed columns (``conform``), and that result, raw text included, is
-the one thing persisted, since bronze, silver, the quarantine and the counts all read it. Duplicates are
-found on keys (``checks.mark_duplicates``), the checks across tables on ids (``conform``).
+staged once as Parquet, since bronze, silver, the quarantine and the counts all read it. Duplicates are
+found on keys (``checks.duplicate_flags``), the checks across tables on ids (``conform``); both read the
+staged rows' narrow columns and give small sets of flags.
 
 Few commits: one bronze and one silver write per kind present, one quarantine write for the whole batch
 (every kind's rejects and the unreadable files), the seekers and the log. A kind absent from the batch
@@ -37,7 +38,7 @@ from pyspark.sql import functions as F
 from mobility.config import Settings
 from mobility.errors import MobilityError
 from mobility.ingest import formats
-from mobility.ingest.checks import QUARANTINE_KEYS, is_valid, quarantine_rows, raw_hash
+from mobility.ingest.checks import QUARANTINE_KEYS, apply_flags, is_valid, quarantine_rows, raw_hash
 from mobility.ingest.conform import (
     CHANGE_COLUMNS,
     HIRE_COLUMNS,
@@ -45,14 +46,15 @@ from mobility.ingest.conform import (
     SEEKER_COLUMNS,
     SPELL_COLUMNS,
     TABLES,
-    check_known_seekers,
-    check_offers_before_hires,
     conform_changes,
     conform_hires,
     conform_offers,
     conform_spells,
-    first_of_each_key,
+    duplicates,
+    offers_after_hires,
+    positions_of,
     row_hash,
+    unknown_seekers,
 )
 from mobility.ingest.readers import SourceFile, csv_lines, csv_records, discover, offer_records, split_offsets
 from mobility.ingest.references import References, load_references
@@ -195,12 +197,18 @@ def new_batch_id() -> str:
 
 def _conformed(lake: Lake, table: str, sources: Sequence[SourceFile], staging: Path, key: bytes,
                max_chars: int | None, refs: References) -> DataFrame:  # fmt: skip
-    """``table``'s records of this batch, conformed, duplicates marked (still unnumbered for CSV)."""
+    """``table``'s records of this batch, conformed row by row (still unnumbered for CSV)."""
     if TABLES[table][0] == "offers":
         records = offer_records(lake.spark, sources, staging, max_chars)
     else:
         records = csv_records(lake.spark, sources, staging, key, max_chars)
-    return first_of_each_key(table, CONFORMERS[table](records, refs))
+    return CONFORMERS[table](records, refs)
+
+
+def _staged(lake: Lake, df: DataFrame, path: Path) -> DataFrame:
+    """``df`` written once as Parquet at ``path`` and read back: later queries plan a plain scan."""
+    df.write.mode("overwrite").parquet(str(path))
+    return lake.spark.read.parquet(str(path))
 
 
 def _known_seekers(lake: Lake, spells: DataFrame | None) -> DataFrame:
@@ -223,39 +231,45 @@ def _known_offers(lake: Lake, offers: DataFrame | None) -> DataFrame | None:
 
 def _read_batch(lake: Lake, settings: Settings, by_kind: dict[str, list[SourceFile]], staging: Path,
                 refs: References) -> dict[str, DataFrame]:  # fmt: skip
-    """Every table's records of the batch, read once, conformed, checked across tables and staged (written
-    once as Parquet under ``staging``: each table's final rows, raw text included), numbered from one small
-    job.
+    """Every table's records of the batch: read once, conformed row by row and staged (written once as
+    Parquet, raw text included); then the checks across records (duplicates, unknown seekers, offers created
+    after their hire) read the staged rows' narrow columns and stage their flags, which every write joins
+    back (broadcast), numbered from one small job.
 
-    Staging rather than caching: the writes that follow read a plain Parquet scan, so that Spark plans them
-    in milliseconds (a cached frame keeps its whole plan, which every later query analyses and matches
-    again: seconds a write), nothing is evicted and read back, and a lost executor costs no recomputation."""
+    Staging rather than caching: each later query plans a plain scan (a cached frame keeps its whole plan,
+    which every later query analyses and matches again, seconds a write on a monthly batch), the checks read
+    a few columns instead of recomputing the reading and the pseudonyms, nothing is evicted and read back,
+    and a lost executor costs no recomputation."""
     key, is_dev_key = settings.privacy.key()
     if is_dev_key:
         log.warning(
             "ingest: pseudonyms use the development key of the profile; set MOBILITY_PSEUDO_KEY for real data"
         )
     max_chars = settings.quality.max_line_chars
+    rows: dict[str, DataFrame] = {}
+    for table, (kind, _) in TABLES.items():
+        if kind in by_kind:
+            began = time.monotonic()
+            conformed = _conformed(lake, table, by_kind[kind], staging, key, max_chars, refs)
+            rows[table] = _staged(lake, conformed, staging / "rows" / table)
+            log.info("ingest: %s read, conformed and staged in %.1f s", table, time.monotonic() - began)
+    began = time.monotonic()
+    known_seekers = _known_seekers(lake, rows.get("spells"))
+    known_offers = _known_offers(lake, rows.get("offers"))
     final: dict[str, DataFrame] = {}
-    # Spells and offers first: the changes and hires are checked against them.
-    for table in ("spells", "offers", "sought_changes", "hires"):
-        kind = TABLES[table][0]
-        if kind not in by_kind:
-            continue
-        df = _conformed(lake, table, by_kind[kind], staging, key, max_chars, refs)
+    for table, df in rows.items():
+        flags = [duplicates(table, df)]
         if table in ("sought_changes", "hires"):
-            df = check_known_seekers(df, _known_seekers(lake, final.get("spells")))
-        if table == "hires" and (offers := _known_offers(lake, final.get("offers"))) is not None:
-            df = check_offers_before_hires(df, offers)
-        began = time.monotonic()
-        path = str(staging / "rows" / table)
-        df.write.mode("overwrite").parquet(path)
-        final[table] = lake.spark.read.parquet(path)
-        log.info("ingest: %s read, conformed and checked in %.1f s", table, time.monotonic() - began)
+            flags.append(unknown_seekers(df, known_seekers))
+        if table == "hires" and known_offers is not None:
+            flags.append(offers_after_hires(df, known_offers))
+        staged = _staged(lake, _union(flags), staging / "flags" / table)
+        final[table] = apply_flags(df, [staged], positions_of(df))
     unnumbered = [
         df.select("source_file", "_block", "_mid") for df in final.values() if "_block" in df.columns
     ]
     offsets = split_offsets(_union(unnumbered)) if unnumbered else None
+    log.info("ingest: duplicates and checks across tables in %.1f s", time.monotonic() - began)
     return {table: csv_lines(df, offsets) if "_block" in df.columns else df for table, df in final.items()}
 
 

@@ -52,32 +52,58 @@ def classify(df: DataFrame, checks: Sequence[Check]) -> DataFrame:
     return df.withColumns({"_reason": reason, "_message": message}).drop("_check")
 
 
-def mark_duplicates(df: DataFrame, keys: Sequence[str], order: Sequence[Column], what: str) -> DataFrame:
-    """Among records still valid, keep the first of each natural key (by ``order``); the others are
-    ``duplicate``.
+# The flags of checks across records, by precedence: a record failing several gets the first.
+FLAG_ORDER = ("duplicate", "unknown_seeker", "offer_after_hire")
+
+
+def flag(rows: DataFrame, positions: Sequence[str], reason: str, message: Column) -> DataFrame:
+    """``rows`` (a few columns of the failing records) as flags: their positions, ``reason``, ``message``."""
+    if reason not in FLAG_ORDER:
+        raise ValueError(f"{reason!r} is not a check across records")
+    return rows.select(*positions, F.lit(reason).alias("_flag"), message.alias("_flag_message"))
+
+
+def duplicate_flags(
+    df: DataFrame, keys: Sequence[str], order: Sequence[tuple[str, bool]], what: str, positions: Sequence[str]
+) -> DataFrame:
+    """The valid records of ``df`` that repeat a natural key, but for the first by ``order`` (column names,
+    each with True for newest first), as flags.
 
     Found on keys, not on rows: valid records are counted per key (a shuffle of the keys alone), and only
-    the records of keys seen more than once (a few, broadcast) go through the ordering window."""
-    valid = F.col("_reason").isNull()
-    repeated = (
-        df.where(valid)
-        .groupBy(*keys)
-        .count()
-        .where(F.col("count") > 1)
-        .select(*keys, F.lit(True).alias("_repeated"))
+    the narrow rows of keys seen more than once go through the ordering window; ``df`` is read for its key,
+    order and position columns only."""
+    valid = df.where(F.col("_reason").isNull())
+    repeated = valid.groupBy(*keys).count().where(F.col("count") > 1).drop("count")
+    needed = list(dict.fromkeys([*keys, *positions, *(name for name, _ in order)]))
+    candidates = valid.select(*needed).join(F.broadcast(repeated), list(keys), "left_semi")
+    sort = [F.col(name).desc_nulls_last() if newest else F.col(name) for name, newest in order]
+    numbered = candidates.withColumn("_nth", F.row_number().over(Window.partitionBy(*keys).orderBy(*sort)))
+    later = numbered.where(F.col("_nth") > 1)
+    return flag(later, positions, "duplicate", F.lit(f"another record has the same {what} in this batch"))
+
+
+def apply_flags(df: DataFrame, flags: Sequence[DataFrame], positions: Sequence[str]) -> DataFrame:
+    """``df`` with each flagged valid record rejected for its flag (the first by ``FLAG_ORDER`` when it has
+    several); a reason set before stays. ``flags`` are small: they are broadcast."""
+    if not flags:
+        return df
+    union = flags[0]
+    for more in flags[1:]:
+        union = union.unionByName(more)
+    rank = F.array_position(F.array(*(F.lit(r) for r in FLAG_ORDER)), F.col("_flag"))
+    first = (
+        union.groupBy(*positions)
+        .agg(F.min_by(F.struct("_flag", "_flag_message"), rank).alias("_f"))
+        .select(*positions, "_f._flag", "_f._flag_message")
     )
-    flagged = df.join(F.broadcast(repeated), list(keys), "left")
-    single = flagged.where(F.col("_repeated").isNull() | ~valid)
-    several = flagged.where(F.col("_repeated").isNotNull() & valid)
-    duplicate = F.row_number().over(Window.partitionBy(*keys).orderBy(*order)) > 1
-    message = F.format_string(f"another record has the same {what} in this batch")
-    several = several.withColumns(
+    joined = df.join(F.broadcast(first), list(positions), "left")
+    keep = F.col("_reason").isNotNull()
+    return joined.withColumns(
         {
-            "_reason": F.when(duplicate, F.lit("duplicate")).otherwise(F.col("_reason")),
-            "_message": F.when(duplicate, message).otherwise(F.col("_message")),
+            "_reason": F.when(keep, F.col("_reason")).otherwise(F.col("_flag")),
+            "_message": F.when(keep, F.col("_message")).otherwise(F.col("_flag_message")),
         }
-    )
-    return single.unionByName(several).drop("_repeated").select(*df.columns)
+    ).select(*df.columns)
 
 
 def raw_hash() -> Column:

@@ -20,7 +20,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from mobility.ingest import formats
-from mobility.ingest.checks import Check, classify, is_empty, mark_duplicates, missing_fields
+from mobility.ingest.checks import Check, classify, duplicate_flags, flag, is_empty, missing_fields
 from mobility.ingest.references import References, resolve_commune, resolve_place, resolve_rome
 
 DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
@@ -307,42 +307,41 @@ _KEY_NAMES = {"spells": "IDX and DATINS", "sought_changes": "IDX and JOURDV", "h
               "offers": "offer id"}  # fmt: skip
 
 
-def first_of_each_key(table: str, df: DataFrame) -> DataFrame:
-    """Mark as ``duplicate`` every valid record of ``table`` but the first of its natural key: the first
-    read (file, line, or the split position that gives it), and for offers the newest version
-    (``updated_at``), then the first read."""
-    order = [F.col(c) for c in ("source_file", "line", "_block", "_mid") if c in df.columns]
-    if table == "offers":
-        order = [F.col("updated_at").desc_nulls_last(), *order]
-    return mark_duplicates(df, TABLES[table][1], order, _KEY_NAMES[table])
+def positions_of(df: DataFrame) -> list[str]:
+    """The columns that say where each record was read: file and line, or file and split position."""
+    return [c for c in POSITIONS if c in df.columns]
 
 
-def check_known_seekers(df: DataFrame, known: DataFrame) -> DataFrame:
-    """Reject records of job seekers who have no registration spell (in this batch or in silver).
-
-    The seekers of ``df`` missing from ``known`` are found on the ids alone, and only those (usually none)
-    are broadcast back to ``df``."""
-    ids = df.where(F.col("_reason").isNull() & F.col("seeker_id").isNotNull()).select("seeker_id").distinct()
-    unknown = ids.join(known, "seeker_id", "left_anti").select("seeker_id", F.lit(True).alias("_unknown"))
-    flagged = df.join(F.broadcast(unknown), "seeker_id", "left")
-    check = Check("unknown_seeker", F.col("_unknown"), F.lit("no registration spell of this job seeker"))
-    return classify(flagged, [check]).drop("_unknown").select(*df.columns)
+def duplicates(table: str, df: DataFrame) -> DataFrame:
+    """Flags of every valid record of ``table`` but the first of its natural key: the first read (file, line,
+    or the split position that gives it), and for offers the newest version (``updated_at``) first."""
+    positions = positions_of(df)
+    order = [("updated_at", True)] if table == "offers" else []
+    order += [(c, False) for c in positions]
+    return duplicate_flags(df, TABLES[table][1], order, _KEY_NAMES[table], positions)
 
 
-def check_offers_before_hires(hires: DataFrame, offers: DataFrame) -> DataFrame:
-    """Reject hires that fill an offer created after the hire date (offers: ``offer_id``, ``created_at``)."""
+def unknown_seekers(df: DataFrame, known: DataFrame) -> DataFrame:
+    """Flags of records of job seekers who have no registration spell (``known``: ``seeker_id`` of this
+    batch's valid spells and of silver). The seekers of ``df`` missing from ``known`` are found on the ids
+    alone, then only their records are read for their positions."""
+    valid = df.where(F.col("_reason").isNull() & F.col("seeker_id").isNotNull())
+    unknown = valid.select("seeker_id").distinct().join(known, "seeker_id", "left_anti")
+    rows = valid.select("seeker_id", *positions_of(df)).join(F.broadcast(unknown), "seeker_id", "left_semi")
+    return flag(rows, positions_of(df), "unknown_seeker", F.lit("no registration spell of this job seeker"))
+
+
+def offers_after_hires(hires: DataFrame, offers: DataFrame) -> DataFrame:
+    """Flags of hires that fill an offer created after the hire date (``offers``: ``offer_id``,
+    ``created_at``)."""
     created = offers.select("offer_id", F.to_date("created_at").alias("_created"))
-    late = (
+    rows = (
         hires.where(F.col("_reason").isNull() & F.col("offer_id").isNotNull())
-        .select("offer_id", "hire_date")
-        .distinct()
+        .select("offer_id", "hire_date", *positions_of(hires))
         .join(created, "offer_id")
         .where(F.col("_created") > F.col("hire_date"))
     )
-    flagged = hires.join(F.broadcast(late), ["offer_id", "hire_date"], "left")
-    check = Check(
-        "offer_after_hire",
-        F.col("_created").isNotNull(),
-        F.format_string("offer %s was created on %s, after the hire", F.col("offer_id"), F.col("_created")),
+    message = F.format_string(
+        "offer %s was created on %s, after the hire", F.col("offer_id"), F.col("_created")
     )
-    return classify(flagged, [check]).drop("_created").select(*hires.columns)
+    return flag(rows, positions_of(hires), "offer_after_hire", message)

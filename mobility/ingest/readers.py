@@ -6,8 +6,8 @@ silently skip blank lines, pad short rows and lose the line number; the fields a
 native ``from_csv``, once, into one trimmed string column per column of the layout. Line numbers come
 from the order of rows inside each file split (``monotonically_increasing_id`` is consecutive within a
 partition) and the sizes of earlier splits (``number_lines``), so no file is ever read by one task or
-collected. Numbering needs the split sizes before the numbers: the batch persists what a reader returns
-and numbers the cached rows, so that each file is read once.
+collected. Numbering needs the split sizes before the numbers: the batch stages what the readers give
+(conformed) and numbers the staged rows (``split_offsets``), so that each file is read once.
 
 The job seeker's IDX is replaced by its pseudonym right here, computed once per record and written both
 in the IDX column and in the raw line, so that no table, not even bronze or the quarantine, ever holds it.
@@ -289,7 +289,7 @@ def read_lines(
 ) -> DataFrame:
     """Every line of ``files``: ``source_file``, ``line`` (1-based), ``raw`` and ``read_error`` (why the
     line was cut to ``max_chars``, else null); blank lines dropped. Reads the files twice (see
-    ``number_lines``): for small files and tests; the batch persists and numbers ``csv_records``."""
+    ``number_lines``): for small files and tests; the batch stages ``csv_records`` and numbers them."""
     lines = read_text(spark, [path for _, path in _staged(files, staging)], max_chars)
     return number_lines(lines).where(F.trim("raw") != "")
 
