@@ -1,13 +1,23 @@
 """Reading input files: line numbers exact across file splits, encodings, kinds of files."""
 
 import gzip
+import json
 import random
 from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
 
-from mobility.ingest.readers import LATIN1, UTF8, InputError, detect_encoding, discover, kind_of, read_lines
+from mobility.ingest.readers import (
+    LATIN1,
+    UTF8,
+    InputError,
+    detect_encoding,
+    discover,
+    kind_of,
+    offer_records,
+    read_lines,
+)
 
 
 def test_line_numbers_are_exact_when_files_are_split_and_packed_together(spark, tmp_path: Path):
@@ -108,3 +118,20 @@ def test_lines_over_the_limit_are_cut_and_say_so(spark, tmp_path: Path):
     assert rows[1]["read_error"].startswith(
         "the record has 5008 characters, over quality.max_line_chars (100)"
     )
+
+
+def test_a_folder_of_many_pages_is_listed_once_and_keeps_only_the_files_given(spark, tmp_path: Path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(40):
+        page = {"resultats": [{"id": f"{i}-{j}"} for j in range(3)]}
+        (folder / f"offers_{i:03d}.json").write_text(json.dumps(page))
+    with gzip.open(folder / "offers_gz.json.gz", "wt") as out:
+        out.write(json.dumps([{"id": "gz-0"}]))
+    (folder / "offers_empty.json").write_bytes(b"")  # refused by discover: not read again
+    files, _ = discover(folder)
+    readable = [f for f in files if f.defect is None]
+    rows = offer_records(spark, readable, tmp_path / "staging").collect()
+    assert len(rows) == 40 * 3 + 1
+    assert {r["source_file"] for r in rows} == {f.name for f in readable}
+    assert {r["page_error"] for r in rows} == {None}

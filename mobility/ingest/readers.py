@@ -56,6 +56,8 @@ GZIP_SUFFIX = ".gz"
 _BINARY_BYTES = bytes([*range(0, 9), 11, *range(14, 32)])
 _BINARY_SHARE = 0.05
 _BINARY_BLOCK = 1 << 16
+# From this many files of a folder on, the folder is listed once instead of each file named.
+LIST_FOLDER_FROM = 32
 
 
 class InputError(MobilityError):
@@ -273,6 +275,37 @@ def capped(raw: Column, max_chars: int | None) -> tuple[Column, Column]:
     return F.when(over, F.substring(raw, 1, max_chars)).otherwise(raw), F.when(over, message)
 
 
+def _read_folders(spark: SparkSession, paths: Sequence[Path], wholetext: bool = False) -> DataFrame:
+    """The text of ``paths``, read by listing each of their folders once (a glob of their file names' kinds)
+    rather than by naming every file: Spark lists a long list of paths with a job of one task per path (4,764
+    offer pages at M), and a folder with one call. Files of the folder that are not in ``paths`` (refused,
+    or of another kind) are filtered out by name."""
+    folders: dict[Path, list[str]] = {}
+    for path in paths:
+        folders.setdefault(path.parent, []).append(path.name)
+    parts = []
+    for folder, names in folders.items():
+        if len(names) < LIST_FOLDER_FROM:
+            parts.append(spark.read.text([str(folder / n) for n in names], wholetext=wholetext))
+            continue
+        glob = "{" + ",".join(sorted({_glob_of(n) for n in names})) + "}"
+        read = spark.read.option("pathGlobFilter", glob).text(str(folder), wholetext=wholetext)
+        parts.append(read.where(F.col("_metadata.file_name").isin(names)))
+    out = parts[0]
+    for part in parts[1:]:
+        out = out.unionByName(part)
+    return out
+
+
+def _glob_of(name: str) -> str:
+    """The pattern of the kind a file name has (``offers*.json`` for ``offers_2021-01_001.json``), with its
+    ``.gz`` when compressed."""
+    plain = name.removesuffix(GZIP_SUFFIX)
+    pattern = next(p for p in (*formats.OFFERS_PATTERNS, *(c.pattern for c in formats.CSV_LAYOUTS.values()))
+                   if fnmatch(plain, p))  # fmt: skip
+    return pattern + (GZIP_SUFFIX if name.endswith(GZIP_SUFFIX) else "")
+
+
 def read_text(spark: SparkSession, paths: Sequence[Path], max_chars: int | None = None) -> DataFrame:
     """Every line of ``paths``, unnumbered: ``source_file``, ``_block``, ``_mid`` (see ``positions``),
     ``raw`` cut to ``max_chars`` and ``read_error`` (why it was cut, else null)."""
@@ -396,10 +429,9 @@ def offer_records(
     lines = [f for f in files if f.kind == "offers_lines"]
     parts = []
     if pages:
-        staged = [str(path) for _, path in _staged(pages, staging)]
         page = F.from_json(F.col("value"), PAGE_SCHEMA, {"columnNameOfCorruptRecord": "_corrupt"})
         read = (
-            spark.read.text(staged, wholetext=True)
+            _read_folders(spark, [path for _, path in _staged(pages, staging)], wholetext=True)
             .select(
                 F.col("_metadata.file_name").alias("source_file"),
                 "value",
