@@ -37,10 +37,13 @@ def unbounded_collects(package: Path = PROJECT / "mobility") -> list[str]:
 
 
 def latest_results(folder: Path) -> dict[str, dict]:
-    """The latest result of each scale in ``folder`` (files <scale>-<date>.json)."""
+    """The latest whole run of each scale in ``folder`` (files <scale>-<date>.json; runs of some steps only,
+    ``--steps``, are not compared with)."""
     latest: dict[str, dict] = {}
     for path in sorted(folder.glob("[SML]-*.json")):
         result = json.loads(path.read_text())
+        if result.get("partial"):
+            continue
         if result["started"] >= latest.get(result["scale"], {}).get("started", ""):
             latest[result["scale"]] = result
     return latest
@@ -182,6 +185,8 @@ def markdown(result: dict) -> str:
 def write(result: dict, folder: Path) -> tuple[Path, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"{result['scale']}-{date.fromisoformat(result['started'][:10]).isoformat()}"
+    if result.get("partial"):  # --steps: named after the last step measured, beside the whole runs
+        stem += f"-to-{result['steps'][-1]['step']}"
     json_path, md_path = folder / f"{stem}.json", folder / f"{stem}.md"
     json_path.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
     md_path.write_text(markdown(result), encoding="utf-8")
