@@ -87,6 +87,9 @@ def test_targets_are_judged_from_the_figures():
     assert verdicts == {**missed, "5": "met"}
     assert "= 3.5x; 1 totals differ" in targets.judge(slow, {"M": m})[1]["figure"]
 
+    partial = {**fast, "partial": True}  # make bench STEPS=...: some steps only
+    assert _verdicts(partial, {"M": m})["1"] == "not judged (some steps only)"
+
     small = _result("S", {"generate": 400, "ingest": 700, "flows": 700, "recommend": 40})
     expected = {"not judged (L only)", "not judged", "not judged (M, L)", "met"}
     assert set(_verdicts(small, {}).values()) == expected

@@ -129,8 +129,11 @@ def test_a_folder_of_many_pages_is_listed_once_and_keeps_only_the_files_given(sp
     with gzip.open(folder / "offers_gz.json.gz", "wt") as out:
         out.write(json.dumps([{"id": "gz-0"}]))
     (folder / "offers_empty.json").write_bytes(b"")  # refused by discover: not read again
+    cut = gzip.compress(json.dumps({"resultats": [{"id": "cut"}] * 50}).encode())
+    (folder / "offers_cut.json.gz").write_bytes(cut[: len(cut) // 2])  # would fail the read if it were read
     files, _ = discover(folder)
     readable = [f for f in files if f.defect is None]
+    assert len(readable) == 41
     rows = offer_records(spark, readable, tmp_path / "staging").collect()
     assert len(rows) == 40 * 3 + 1
     assert {r["source_file"] for r in rows} == {f.name for f in readable}
