@@ -15,6 +15,7 @@ short random pause, before it fails with the table named.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import re
@@ -105,8 +106,22 @@ class Lake:
         """The latest Delta version of the table."""
         if not self.exists(table):
             raise LakeError(f"table {table} does not exist at {self.path(table)}")
-        last = DeltaTable.forPath(self.spark, self.path(table)).history(1).select("version").first()
-        return int(last["version"])
+        return self.last_commit(table)[0]
+
+    def last_commit(self, table: str) -> tuple[int, dict]:
+        """The latest version and its ``commitInfo``, read from the last commit file of the Delta log: a
+        file read, where ``DeltaTable.history`` would start Spark jobs (about 0.2 s a write)."""
+        log_dir = Path(self.path(table)) / "_delta_log"
+        versions = [int(p.name[:-5]) for p in log_dir.glob("*.json") if p.name[:-5].isdigit()]
+        if not versions:
+            raise LakeError(
+                f"table {table} does not exist at {self.path(table)}: run the step that writes it"
+            )
+        version = max(versions)
+        with open(log_dir / f"{version:020d}.json", encoding="utf-8") as commit:
+            actions = (json.loads(line) for line in commit if line.strip())
+            info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
+        return version, info
 
     def overwrite(self, df: DataFrame, table: str, partition_by: Sequence[str] = ()) -> int:
         """Replace the whole table (schema included); rerunning on the same input gives the same rows."""
@@ -233,7 +248,7 @@ class Lake:
                 log.warning("%s %s: another job committed first (%s); trying again in %.1f s (%d of %d)",
                             operation, table, reason, pause, attempt + 1, self.commit_attempts)  # fmt: skip
                 time.sleep(pause)
-        last = DeltaTable.forPath(self.spark, self.path(table)).history(1).first()
-        metrics = {k: v for k, v in (last["operationMetrics"] or {}).items() if k in _LOGGED_METRICS}
-        log.info("%s %s -> version %d %s", operation, table, last["version"], metrics or "")
-        return int(last["version"])
+        version, info = self.last_commit(table)
+        metrics = {k: v for k, v in (info.get("operationMetrics") or {}).items() if k in _LOGGED_METRICS}
+        log.info("%s %s -> version %d %s", operation, table, version, metrics or "")
+        return version

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from mobility.config import Settings
 from mobility.ingest import IngestReport, ingest
-from mobility.ingest.references import References, countries, resolve_place
+from mobility.ingest.references import References, countries, load_references, resolve_place
 from mobility.lake import Lake
 
 SEEKERS = ["IDX;DATINS;DATANN;MOTINS;MOTANN;CATREGR;DEPCOM;ROME;ROMEAPL;SEXE;NIVFOR;ANNAIS",
@@ -139,3 +140,28 @@ def test_a_place_resolves_without_a_lake(spark):
         "id string, place_level string, code_departement string, code_region string, country string",
     )  # fmt: skip
     assertDataFrameEqual(got, expected)
+
+
+def test_references_are_read_once_while_the_ref_tables_keep_their_version(lake: Lake):
+    """A session ingesting month after month reads ``ref.*`` once; a ref table written since is read anew."""
+    spark = lake.spark
+    tables = {
+        "ref.rome": ([("M1855", "v3", None)], "code_rome string, version string, rome_v3 string"),
+        "ref.commune": ([("13055", "13", "93", 43.3, 5.4, 870000)], "code_commune string, code_departement "
+                        "string, code_region string, lat double, lng double, population long"),
+        "ref.postal_code": ([("13001", "13055")], "code_postal string, code_commune string"),
+        "ref.departement": ([("13", "93", 43.5, 5.1)],
+                            "code_departement string, code_region string, lat double, lng double"),
+        "ref.region": ([("93", "Provence-Alpes-Côte d'Azur")], "code_region string, name string"),
+    }  # fmt: skip
+    for table, (rows, schema) in tables.items():
+        lake.overwrite(spark.createDataFrame(rows, schema), table)
+    first = load_references(lake, date(2023, 3, 1))
+    assert load_references(lake, date(2023, 3, 1)) is first
+
+    brittany = spark.createDataFrame([("53", "Bretagne")], "code_region string, name string")
+    lake.overwrite(brittany, "ref.region")
+    again = load_references(lake, date(2023, 3, 1))
+    assert again is not first
+    assert [tuple(r) for r in again.region.collect()] == [("53", "bretagne")]
+    assert [tuple(r) for r in first.region.collect()] == [("93", "provence alpes cote d azur")]

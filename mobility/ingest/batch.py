@@ -1,4 +1,4 @@
-"""The batch: input files -> ``bronze.*`` (as read) -> ``silver.*`` (typed, validated, conformed).
+"""The batch: input files -> ``bronze.records`` (as read) -> ``silver.*`` (typed, validated, conformed).
 
 One run is one batch (``batch_id``). Every record read ends either in its silver table or in
 ``silver.quarantine`` with a reason code (``formats.REASONS``), its raw text, file and line; the per-file
@@ -10,8 +10,9 @@ staged once as Parquet, since bronze, silver, the quarantine and the counts all 
 found on keys (``checks.duplicate_flags``), the checks across tables on ids (``conform``); both read the
 staged rows' narrow columns and give small sets of flags.
 
-Few commits: one bronze and one silver write per kind present, one quarantine write for the whole batch
-(every kind's rejects and the unreadable files), the seekers and the log. A kind absent from the batch
+Few commits: one bronze write (every kind's records, in one table partitioned by kind), one silver write
+per kind present, one quarantine write for the whole batch (every kind's rejects and the unreadable files;
+none when nothing was rejected), the seekers and the log. A kind absent from the batch
 still has its silver table (created empty), so that later steps find every table. Silver tables use
 deletion vectors, so that a monthly MERGE marks the rows it replaces instead of rewriting their files;
 bronze and the quarantine keep no statistics of their raw text (``delta.dataSkippingStatsColumns``).
@@ -71,6 +72,8 @@ CONFORMERS: dict[str, Callable[[DataFrame, References], DataFrame]] = {
 # Delta table properties, set when a table is created. Raw text is never a data-skipping statistic.
 SILVER_PROPERTIES = {"delta.enableDeletionVectors": "true"}
 BRONZE_PROPERTIES = {"delta.dataSkippingStatsColumns": "source_file,line,_batch_id,_ingested_at"}
+# One bronze table for every kind of file (partitioned by it): one commit a batch, not one per kind.
+BRONZE_KEYS = ["kind", "source_file", "line", "raw_hash"]
 QUARANTINE_PROPERTIES = {
     "delta.dataSkippingStatsColumns": "table,reason,source_file,line,batch_id,ingested_at"
 }
@@ -105,10 +108,10 @@ class IngestReport:
 # ------------------------------------------------------------------------------------------ the rows
 
 
-def bronze_rows(records: DataFrame, batch_id: str, at: Column) -> DataFrame:
-    """Records as read: file, line and raw text (IDX already pseudonymised)."""
+def bronze_rows(records: DataFrame, kind: str, batch_id: str, at: Column) -> DataFrame:
+    """Records as read: their kind of file, file, line and raw text (IDX already pseudonymised)."""
     return records.select(
-        "source_file", "line", "raw", raw_hash().alias("raw_hash"),
+        F.lit(kind).alias("kind"), "source_file", "line", "raw", raw_hash().alias("raw_hash"),
         F.lit(batch_id).alias("_batch_id"), at.alias("_ingested_at"),
     )  # fmt: skip
 
@@ -331,7 +334,7 @@ def ingest(lake: Lake, settings: Settings, input_dir: Path, batch_id: str | None
     try:
         records = _read_batch(lake, settings, by_kind, staging, refs)
         _count(report, records)
-        _write(lake, records, unreadable, refs, batch_id, at)
+        _write(lake, records, unreadable, report.quarantined > 0, refs, batch_id, at)
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # the staged rows, transcoded copies of latin-1 files
     for source in unreadable:
@@ -354,16 +357,18 @@ def ingest(lake: Lake, settings: Settings, input_dir: Path, batch_id: str | None
 
 
 def _write(
-    lake: Lake, conformed: dict[str, DataFrame], unreadable: Sequence[SourceFile], refs: References,
-    batch_id: str, at: Column,
+    lake: Lake, conformed: dict[str, DataFrame], unreadable: Sequence[SourceFile], rejected: bool,
+    refs: References, batch_id: str, at: Column,
 ) -> None:  # fmt: skip
-    """Bronze and silver of each kind present, every silver table in place, one quarantine write, the
-    seekers of the spells touched."""
+    """One bronze write, silver of each kind present, every silver table in place, one quarantine write
+    (none when nothing was rejected), the seekers of the spells touched."""
     spark = lake.spark
+    if conformed:
+        bronze = [bronze_rows(df, TABLES[table][0], batch_id, at) for table, df in conformed.items()]
+        lake.merge(_union(bronze), "bronze.records", BRONZE_KEYS, insert_only=True, partition_by=["kind"],
+                   properties=BRONZE_PROPERTIES)  # fmt: skip
     for table, df in conformed.items():
-        kind, keys = TABLES[table]
-        lake.merge(bronze_rows(df, batch_id, at), f"bronze.{kind}", ["source_file", "line", "raw_hash"],
-                   insert_only=True, properties=BRONZE_PROPERTIES)  # fmt: skip
+        keys = TABLES[table][1]
         update_when = "s.updated_at > t.updated_at" if table == "offers" else "s._row_hash <> t._row_hash"
         lake.merge(silver_rows(df, COLUMNS[table], batch_id, at), f"silver.{table}", keys,
                    update_when=update_when, properties=SILVER_PROPERTIES)  # fmt: skip
@@ -375,9 +380,11 @@ def _write(
     rejects = [quarantine_rows(df, table, batch_id, at) for table, df in conformed.items()]
     if unreadable:
         rejects.append(unreadable_rows(spark, unreadable, batch_id, at))
-    if rejects:
+    if rejected or unreadable:
         lake.merge(_union(rejects), "silver.quarantine", QUARANTINE_KEYS, insert_only=True,
                    properties=QUARANTINE_PROPERTIES)  # fmt: skip
+    elif rejects and not lake.exists("silver.quarantine"):
+        lake.create("silver.quarantine", rejects[0].schema, properties=QUARANTINE_PROPERTIES)
     if "spells" in conformed:
         touched = conformed["spells"].where(is_valid()).select("seeker_id").distinct()
         spells = lake.read("silver.spells").join(touched, "seeker_id", "left_semi")
