@@ -39,7 +39,14 @@ from pyspark.sql import functions as F
 from mobility.config import Settings
 from mobility.errors import MobilityError
 from mobility.ingest import formats
-from mobility.ingest.checks import QUARANTINE_KEYS, apply_flags, is_valid, quarantine_rows, raw_hash
+from mobility.ingest.checks import (
+    QUARANTINE_KEYS,
+    apply_flags,
+    first_flags,
+    is_valid,
+    quarantine_rows,
+    raw_hash,
+)
 from mobility.ingest.conform import (
     CHANGE_COLUMNS,
     HIRE_COLUMNS,
@@ -184,10 +191,10 @@ def _table_of(source: SourceFile) -> str:
     return next(table for table, (kind, _) in TABLES.items() if kind == _input_kind(source))
 
 
-def _union(frames: Sequence[DataFrame]) -> DataFrame:
+def _union(frames: Sequence[DataFrame], allow_missing: bool = False) -> DataFrame:
     out = frames[0]
     for frame in frames[1:]:
-        out = out.unionByName(frame)
+        out = out.unionByName(frame, allowMissingColumns=allow_missing)
     return out
 
 
@@ -237,7 +244,8 @@ def _read_batch(lake: Lake, settings: Settings, by_kind: dict[str, list[SourceFi
     """Every table's records of the batch: read once, conformed row by row and staged (written once as
     Parquet, raw text included); then the checks across records (duplicates, unknown seekers, offers created
     after their hire) read the staged rows' narrow columns and stage their flags, which every write joins
-    back (broadcast), numbered from one small job.
+    back (broadcast), numbered from one small job. The flags of every table are reduced to one per record and
+    staged together: one small write, and each reader of the records joins them without an aggregation.
 
     Staging rather than caching: each later query plans a plain scan (a cached frame keeps its whole plan,
     which every later query analyses and matches again, seconds a write on a monthly batch), the checks read
@@ -259,15 +267,19 @@ def _read_batch(lake: Lake, settings: Settings, by_kind: dict[str, list[SourceFi
     began = time.monotonic()
     known_seekers = _known_seekers(lake, rows.get("spells"))
     known_offers = _known_offers(lake, rows.get("offers"))
-    final: dict[str, DataFrame] = {}
+    flags = []
     for table, df in rows.items():
-        flags = [duplicates(table, df)]
+        found = [duplicates(table, df)]
         if table in ("sought_changes", "hires"):
-            flags.append(unknown_seekers(df, known_seekers))
+            found.append(unknown_seekers(df, known_seekers))
         if table == "hires" and known_offers is not None:
-            flags.append(offers_after_hires(df, known_offers))
-        staged = _staged(lake, _union(flags), staging / "flags" / table)
-        final[table] = apply_flags(df, [staged], positions_of(df))
+            found.append(offers_after_hires(df, known_offers))
+        flags.append(first_flags(found, positions_of(df)).withColumn("_table", F.lit(table)))
+    final: dict[str, DataFrame] = {}
+    if rows:
+        staged = _staged(lake, _union(flags, allow_missing=True), staging / "flags")
+        for table, df in rows.items():
+            final[table] = apply_flags(df, staged.where(F.col("_table") == table), positions_of(df))
     unnumbered = [
         df.select("source_file", "_block", "_mid") for df in final.values() if "_block" in df.columns
     ]
@@ -361,17 +373,19 @@ def _write(
     refs: References, batch_id: str, at: Column,
 ) -> None:  # fmt: skip
     """One bronze write, silver of each kind present, every silver table in place, one quarantine write
-    (none when nothing was rejected), the seekers of the spells touched."""
+    (none when nothing was rejected), the seekers of the spells touched (all of them when this batch created
+    ``silver.spells``: no semi-join of a million seekers at a first load)."""
     spark = lake.spark
     if conformed:
         bronze = [bronze_rows(df, TABLES[table][0], batch_id, at) for table, df in conformed.items()]
         lake.merge(_union(bronze), "bronze.records", BRONZE_KEYS, insert_only=True, partition_by=["kind"],
                    properties=BRONZE_PROPERTIES)  # fmt: skip
+    versions = {}
     for table, df in conformed.items():
         keys = TABLES[table][1]
         update_when = "s.updated_at > t.updated_at" if table == "offers" else "s._row_hash <> t._row_hash"
-        lake.merge(silver_rows(df, COLUMNS[table], batch_id, at), f"silver.{table}", keys,
-                   update_when=update_when, properties=SILVER_PROPERTIES)  # fmt: skip
+        versions[table] = lake.merge(silver_rows(df, COLUMNS[table], batch_id, at), f"silver.{table}", keys,
+                                     update_when=update_when, properties=SILVER_PROPERTIES)  # fmt: skip
     for table in TABLES:
         if table not in conformed and not lake.exists(f"silver.{table}"):
             nothing = CONFORMERS[table](_empty_records(spark, table), refs)
@@ -386,8 +400,10 @@ def _write(
     elif rejects and not lake.exists("silver.quarantine"):
         lake.create("silver.quarantine", rejects[0].schema, properties=QUARANTINE_PROPERTIES)
     if "spells" in conformed:
-        touched = conformed["spells"].where(is_valid()).select("seeker_id").distinct()
-        spells = lake.read("silver.spells").join(touched, "seeker_id", "left_semi")
+        spells = lake.read("silver.spells")
+        if versions["spells"] > 0:  # else this batch created the table: every seeker in it was touched
+            touched = conformed["spells"].where(is_valid()).select("seeker_id").distinct()
+            spells = spells.join(touched, "seeker_id", "left_semi")
         lake.merge(seekers_of(spells), "silver.seekers", ["seeker_id"],
                    update_when="s._row_hash <> t._row_hash", properties=SILVER_PROPERTIES)  # fmt: skip
     elif not lake.exists("silver.seekers"):

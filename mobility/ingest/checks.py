@@ -82,21 +82,24 @@ def duplicate_flags(
     return flag(later, positions, "duplicate", F.lit(f"another record has the same {what} in this batch"))
 
 
-def apply_flags(df: DataFrame, flags: Sequence[DataFrame], positions: Sequence[str]) -> DataFrame:
-    """``df`` with each flagged valid record rejected for its flag (the first by ``FLAG_ORDER`` when it has
-    several); a reason set before stays. ``flags`` are small: they are broadcast."""
-    if not flags:
-        return df
+def first_flags(flags: Sequence[DataFrame], positions: Sequence[str]) -> DataFrame:
+    """One flag per flagged record: the first by ``FLAG_ORDER`` when the checks gave it several. Reduced once,
+    before the flags are staged, so that every reader of the records joins them without an aggregation."""
     union = flags[0]
     for more in flags[1:]:
         union = union.unionByName(more)
     rank = F.array_position(F.array(*(F.lit(r) for r in FLAG_ORDER)), F.col("_flag"))
-    first = (
+    return (
         union.groupBy(*positions)
         .agg(F.min_by(F.struct("_flag", "_flag_message"), rank).alias("_f"))
         .select(*positions, "_f._flag", "_f._flag_message")
     )
-    joined = df.join(F.broadcast(first), list(positions), "left")
+
+
+def apply_flags(df: DataFrame, flags: DataFrame, positions: Sequence[str]) -> DataFrame:
+    """``df`` with each flagged valid record rejected for its flag (``first_flags``: one per record); a
+    reason set before stays. ``flags`` are few: they are broadcast."""
+    joined = df.join(F.broadcast(flags.select(*positions, "_flag", "_flag_message")), list(positions), "left")
     keep = F.col("_reason").isNotNull()
     return joined.withColumns(
         {
