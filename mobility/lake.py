@@ -110,7 +110,7 @@ class Lake:
 
     def last_commit(self, table: str) -> tuple[int, dict]:
         """The latest version and its ``commitInfo``, read from the last commit file of the Delta log: a
-        file read, where ``DeltaTable.history`` would start Spark jobs (about 0.2 s a write)."""
+        file read, where ``DeltaTable.history`` starts Spark jobs after every write."""
         log_dir = Path(self.path(table)) / "_delta_log"
         versions = [int(p.name[:-5]) for p in log_dir.glob("*.json") if p.name[:-5].isdigit()]
         if not versions:
