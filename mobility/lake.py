@@ -103,9 +103,7 @@ class Lake:
         return reader.load(self.path(table))
 
     def version(self, table: str) -> int:
-        """The latest Delta version of the table."""
-        if not self.exists(table):
-            raise LakeError(f"table {table} does not exist at {self.path(table)}")
+        """The latest Delta version of the table (a LakeError when it was never written)."""
         return self.last_commit(table)[0]
 
     def last_commit(self, table: str) -> tuple[int, dict]:

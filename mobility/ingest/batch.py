@@ -401,7 +401,7 @@ def _write(
         lake.create("silver.quarantine", rejects[0].schema, properties=QUARANTINE_PROPERTIES)
     if "spells" in conformed:
         spells = lake.read("silver.spells")
-        if versions["spells"] > 0:  # else this batch created the table: every seeker in it was touched
+        if versions["spells"] > 0:  # 0: this batch created the table (or left it as it was): all spells
             touched = conformed["spells"].where(is_valid()).select("seeker_id").distinct()
             spells = spells.join(touched, "seeker_id", "left_semi")
         lake.merge(seekers_of(spells), "silver.seekers", ["seeker_id"],
