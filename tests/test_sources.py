@@ -14,8 +14,10 @@ from mobility.ingest.readers import (
     InputError,
     detect_encoding,
     discover,
+    fields_count,
     kind_of,
     offer_records,
+    protect_id,
     read_lines,
 )
 
@@ -138,3 +140,29 @@ def test_a_folder_of_many_pages_is_listed_once_and_keeps_only_the_files_given(sp
     assert len(rows) == 40 * 3 + 1
     assert {r["source_file"] for r in rows} == {f.name for f in readable}
     assert {r["page_error"] for r in rows} == {None}
+
+
+@pytest.mark.parametrize(
+    ("position", "raw", "protected", "fields"),
+    [
+        (0, "123;a;b", "ID;a;b", 3),
+        (0, "123", "ID", 1),
+        (0, ";a;b", ";a;b", 3),  # blank IDX: nothing to swap
+        (1, "a;123;b", "a;ID;b", 3),
+        (1, "a;123", "a;ID", 2),
+        (1, "a;123;", "a;ID;", 3),
+        (1, "a", "a", 1),  # too short to hold the field
+        (1, "a; ;b", "a; ;b", 3),
+        (2, "é;ü;123", "é;ü;ID", 3),  # positions are characters, not bytes
+        (2, "a;123", "a;123", 2),
+        (0, 'x;"q;q";4', 'ID;"q;q";4', 3),  # a quoted separator is not a field boundary
+    ],
+)
+def test_the_idx_field_is_swapped_in_place_and_fields_are_counted_outside_quotes(
+    spark, position: int, raw: str, protected: str, fields: int
+):
+    df = spark.createDataFrame([(raw,)], "raw string")
+    row = df.select(
+        protect_id(F.col("raw"), position, F.lit("ID")).alias("p"), fields_count(F.col("raw")).alias("n")
+    ).first()
+    assert (row["p"], row["n"]) == (protected, fields)

@@ -327,13 +327,13 @@ def read_lines(
     return number_lines(lines).where(F.trim("raw") != "")
 
 
-def _fields_count(raw: Column) -> Column:
+def fields_count(raw: Column) -> Column:
     """Number of fields of a CSV line: separators outside quoted sections, plus one."""
     unquoted = F.regexp_replace(raw, '"[^"]*"', "")
     return F.size(F.split(unquoted, F.lit(formats.CSV_SEPARATOR)))
 
 
-def _protect_id(raw: Column, position: int, seeker_id: Column) -> Column:
+def protect_id(raw: Column, position: int, seeker_id: Column) -> Column:
     """``raw`` with its field at ``position`` (IDX) replaced by ``seeker_id``, even in a ragged line."""
     parts = F.split(raw, F.lit(formats.CSV_SEPARATOR), -1)
     swapped = F.transform(
@@ -367,13 +367,13 @@ def _header_group(
         *(value(c).alias(c) for c in layout.columns if c != "IDX"),
         seeker_id.alias("IDX"),
     )  # fmt: skip
-    raw = _protect_id(F.col("raw"), at, F.col("IDX")) if at is not None else F.col("raw")
+    raw = protect_id(F.col("raw"), at, F.col("IDX")) if at is not None else F.col("raw")
     absent = [c for c in layout.mandatory if c not in header]
     return lines.select(
         "source_file", "_block", "_mid",
         raw.alias("raw"),
         *layout.columns,
-        _fields_count(F.col("raw")).alias("n_fields"),
+        fields_count(F.col("raw")).alias("n_fields"),
         F.lit(len(header)).alias("n_columns"),
         F.lit(", ".join(absent) if absent else None).cast("string").alias("missing_columns"),
         "read_error",
