@@ -41,3 +41,18 @@ def test_a_record_flagged_twice_keeps_the_first_flag_and_a_reason_found_before_s
         records.schema,
     )  # fmt: skip
     assertDataFrameEqual(got, expected)
+
+
+def test_a_duplicate_needs_every_key_column_equal_and_the_newest_version_is_kept(spark: SparkSession):
+    records = spark.createDataFrame(
+        [("a.json", 1, "o1", "2023-01-01", "2023-01-05"), ("a.json", 2, "o1", "2023-01-01", "2023-02-01"),
+         ("a.json", 3, "o1", "2023-01-02", "2023-01-03"), ("b.json", 1, "o2", "2023-01-01", "2023-01-01"),
+         ("b.json", 2, "o1", "2023-01-01", "2023-01-20")],
+        "source_file string, line long, offer_id string, created string, updated string",
+    ).withColumns({"_reason": F.lit(None).cast("string")})  # fmt: skip
+    order = [("updated", True), ("source_file", False), ("line", False)]
+
+    got = duplicate_flags(records, ["offer_id", "created"], order, "offer id", POSITIONS)
+
+    # (o1, 2023-01-01) three times: a.json line 2 is the newest; (o1, 2023-01-02) and o2 are alone.
+    assert sorted((r["source_file"], r["line"]) for r in got.collect()) == [("a.json", 1), ("b.json", 2)]

@@ -69,13 +69,14 @@ def duplicate_flags(
     """The valid records of ``df`` that repeat a natural key, but for the first by ``order`` (column names,
     each with True for newest first), as flags.
 
-    Found on keys, not on rows: valid records are counted per key (a shuffle of the keys alone), and only
-    the narrow rows of keys seen more than once go through the ordering window; ``df`` is read for its key,
-    order and position columns only."""
-    valid = df.where(F.col("_reason").isNull())
-    repeated = valid.groupBy(*keys).count().where(F.col("count") > 1).drop("count")
-    needed = list(dict.fromkeys([*keys, *positions, *(name for name, _ in order)]))
-    candidates = valid.select(*needed).join(F.broadcast(repeated), list(keys), "left_semi")
+    Found on keys, not on rows: valid records are counted per 64-bit hash of their key (a shuffle of eight
+    bytes a record rather than of a 64-character pseudonym and a date), and only the narrow rows of hashes
+    seen more than once go through the ordering window, which compares the keys themselves (two keys of one
+    hash stay apart there); ``df`` is read for its key, order and position columns only."""
+    valid = df.where(F.col("_reason").isNull()).withColumn("_key_hash", F.xxhash64(*keys))
+    repeated = valid.groupBy("_key_hash").count().where(F.col("count") > 1).drop("count")
+    needed = list(dict.fromkeys([*keys, *positions, *(name for name, _ in order), "_key_hash"]))
+    candidates = valid.select(*needed).join(F.broadcast(repeated), "_key_hash", "left_semi")
     sort = [F.col(name).desc_nulls_last() if newest else F.col(name) for name, newest in order]
     numbered = candidates.withColumn("_nth", F.row_number().over(Window.partitionBy(*keys).orderBy(*sort)))
     later = numbered.where(F.col("_nth") > 1)
