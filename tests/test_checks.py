@@ -56,3 +56,13 @@ def test_a_duplicate_needs_every_key_column_equal_and_the_newest_version_is_kept
 
     # (o1, 2023-01-01) three times: a.json line 2 is the newest; (o1, 2023-01-02) and o2 are alone.
     assert sorted((r["source_file"], r["line"]) for r in got.collect()) == [("a.json", 1), ("b.json", 2)]
+
+
+def test_a_record_with_a_null_in_its_key_repeats_no_key(spark: SparkSession):
+    records = spark.createDataFrame(
+        [("a.csv", 1, None, "2023-01-01"), ("a.csv", 2, None, "2023-01-01"), ("a.csv", 3, "s1", None),
+         ("a.csv", 4, "s1", None), ("a.csv", 5, "s1", "2023-01-01"), ("a.csv", 6, "s1", "2023-01-01")],
+        "source_file string, line long, seeker_id string, start string",
+    ).withColumn("_reason", F.lit(None).cast("string"))  # fmt: skip
+    got = duplicate_flags(records, ["seeker_id", "start"], [("line", False)], "IDX and JOURDV", POSITIONS)
+    assert [(r["line"], r["_flag"]) for r in got.collect()] == [(6, "duplicate")]

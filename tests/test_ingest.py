@@ -288,7 +288,7 @@ def test_an_input_folder_with_a_link_outside_is_refused(tmp_path: Path):
 
 
 def test_silver_tables_keep_statistics_of_their_key_and_batch_only(first, lake_with_ref: Lake):
-    """Statistics of every column cost a third of a silver write; reads filter on keys and batches only."""
+    """Statistics of every column cost a quarter of the silver writes; reads filter on keys and batches."""
     stats = {
         table: DeltaTable.forPath(lake_with_ref.spark, lake_with_ref.path(f"silver.{table}"))
         .detail()

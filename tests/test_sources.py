@@ -153,9 +153,9 @@ def test_a_folder_of_many_pages_is_listed_once_and_keeps_only_the_files_given(sp
         (1, "a;123;", "a;ID;", 3),
         (1, "a", "a", 1),  # too short to hold the field
         (1, "a; ;b", "a; ;b", 3),
-        (2, "é;ü;123", "é;ü;ID", 3),  # positions are characters, not bytes
+        (2, "é;ü;123", "é;ü;ID", 3),  # non-ASCII fields before IDX
         (2, "a;123", "a;123", 2),
-        (0, 'x;"q;q";4', 'ID;"q;q";4', 3),  # a quoted separator is not a field boundary
+        (0, 'x;"q;q";4', 'ID;"q;q";4', 3),  # fields_count: a quoted separator separates nothing
     ],
 )
 def test_the_idx_field_is_swapped_in_place_and_fields_are_counted_outside_quotes(

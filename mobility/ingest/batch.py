@@ -140,7 +140,8 @@ def silver_rows(df: DataFrame, columns: Sequence[str], batch_id: str, at: Column
 
 def silver_properties(rows: DataFrame, keys: Sequence[str]) -> dict[str, str]:
     """Delta properties of a silver table created for ``rows``: deletion vectors (a monthly MERGE marks the
-    rows it replaces instead of rewriting their files) and statistics of ``keys`` and the batch only."""
+    rows it replaces instead of rewriting their files) and statistics of ``keys`` and the batch only. Set at
+    creation: a table created before keeps the properties it had."""
     stats = [*keys, *(c for c in SILVER_STATS if c in rows.columns)]
     return {"delta.enableDeletionVectors": "true", "delta.dataSkippingStatsColumns": ",".join(stats)}
 

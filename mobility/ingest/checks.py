@@ -7,8 +7,10 @@ that for every file the records read equal the valid plus the quarantined ones.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -72,8 +74,10 @@ def duplicate_flags(
     Found on keys, not on rows: valid records are counted per 64-bit hash of their key (a shuffle of eight
     bytes a record rather than of a 64-character pseudonym and a date), and only the narrow rows of hashes
     seen more than once go through the ordering window, which compares the keys themselves (two keys of one
-    hash stay apart there); ``df`` is read for its key, order and position columns only."""
-    valid = df.where(F.col("_reason").isNull()).withColumn("_key_hash", F.xxhash64(*keys))
+    hash stay apart there). A record with a null in its key repeats no key (as with ``=``); ``df`` is read
+    for its key, order and position columns only."""
+    known = reduce(operator.and_, (F.col(k).isNotNull() for k in keys), F.col("_reason").isNull())
+    valid = df.where(known).withColumn("_key_hash", F.xxhash64(*keys))
     repeated = valid.groupBy("_key_hash").count().where(F.col("count") > 1).drop("count")
     needed = list(dict.fromkeys([*keys, *positions, *(name for name, _ in order), "_key_hash"]))
     candidates = valid.select(*needed).join(F.broadcast(repeated), "_key_hash", "left_semi")
