@@ -105,7 +105,8 @@ def test_a_batch_without_some_kinds_leaves_every_silver_table_in_place(
 
 
 def test_a_place_resolves_without_a_lake(spark):
-    """``resolve_place`` on literal references: five offers, five levels."""
+    """``resolve_place`` on literal references: five levels, the codes before the label (which is read only
+    where the codes say nothing)."""
     refs = References(
         rome=spark.createDataFrame([], "code_rome string, in_v3 boolean, in_v4 boolean, v4_parent string"),
         commune=spark.createDataFrame(
@@ -127,7 +128,8 @@ def test_a_place_resolves_without_a_lake(spark):
     offers = spark.createDataFrame(
         [("a", "13 - MARSEILLE", "13055", None), ("b", "2A - AJACCIO", None, None),
          ("c", "Bretagne", None, None), ("d", "Suisse", None, None),
-         ("e", "978 - Saint-Martin", None, "97150")],
+         ("e", "978 - Saint-Martin", None, "97150"), ("f", "Bretagne", "13055", None),
+         ("g", "Rust, Allemagne", "00000", "00000"), ("h", "France", None, None)],
         "id string, place_label string, _commune string, _postal string",
     ).withColumns({"_lat": F.lit(None).cast("double"), "_lng": F.lit(None).cast("double")})  # fmt: skip
     got = resolve_place(offers, refs).select(
@@ -136,7 +138,8 @@ def test_a_place_resolves_without_a_lake(spark):
     expected = spark.createDataFrame(
         [("a", "commune", "13", "93", None), ("b", "departement", "2A", "94", None),
          ("c", "region", None, "53", None), ("d", "abroad", None, None, "CH"),
-         ("e", "overseas_collectivity", "978", None, None)],
+         ("e", "overseas_collectivity", "978", None, None), ("f", "commune", "13", "93", None),
+         ("g", "abroad", None, None, "DE"), ("h", "national", None, None, None)],
         "id string, place_level string, code_departement string, code_region string, country string",
     )  # fmt: skip
     assertDataFrameEqual(got, expected)

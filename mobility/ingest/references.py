@@ -175,28 +175,36 @@ def _collectivity(commune: Column, postal: Column, label_code: Column) -> Column
 
 def resolve_place(df: DataFrame, refs: References) -> DataFrame:
     """Add the offer's ``place_level``, its commune, département (or overseas collectivity), region,
-    coordinates and ``country`` (abroad)."""
+    coordinates and ``country`` (abroad).
+
+    The label is read only where the codes say nothing: its keys (regular expressions, a few microseconds an
+    offer) are null for an offer placed by its commune or postal code, as nearly all are, and so are the
+    label's name keys for an offer placed by its "NN - TOWN" département."""
     label = F.trim(F.col("place_label"))
-    # "Rust, Allemagne", "Allemagne (Frontalier)", "99 - Allemagne": the country is the last part.
-    last_part = F.element_at(F.split(F.regexp_replace(label, r"\([^)]*\)", ""), ","), -1)
-    df = df.withColumns(
-        {
-            "_label_dep": F.regexp_extract(label, r"^(2[AB]|9[78][0-9]|[0-9]{2}) - ", 1),
-            "_label_key": _name_key(label),
-            "_country_key": _name_key(F.regexp_replace(last_part, r"^\s*99 - ", "")),
-        }
-    )
     commune = refs.commune.select([F.col(c).alias(f"_c_{c}") for c in refs.commune.columns])
     postal = refs.postal.select([F.col(c).alias(f"_p_{c}") for c in refs.postal.columns])
     dep = refs.departement.select([F.col(c).alias(f"_d_{c}") for c in refs.departement.columns])
     region = refs.region.select([F.col(c).alias(f"_r_{c}") for c in refs.region.columns])
     country = refs.country.select([F.col(c).alias(f"_k_{c}") for c in refs.country.columns])
-    df = (
-        df.join(F.broadcast(commune), F.col("_commune") == F.col("_c_code_commune"), "left")
-        .join(F.broadcast(postal), F.col("_postal") == F.col("_p_code_postal"), "left")
-        .join(F.broadcast(dep), F.col("_label_dep") == F.col("_d_code_departement"), "left")
-        .join(F.broadcast(region), F.col("_label_key") == F.col("_r_name_key"), "left")
-        .join(F.broadcast(country), F.col("_country_key") == F.col("_k_name_key"), "left")
+    df = df.join(F.broadcast(commune), F.col("_commune") == F.col("_c_code_commune"), "left").join(
+        F.broadcast(postal), F.col("_postal") == F.col("_p_code_postal"), "left"
+    )
+    by_codes = F.col("_c_code_commune").isNotNull() | F.col("_p_code_commune").isNotNull()
+    label_dep = F.regexp_extract(label, r"^(2[AB]|9[78][0-9]|[0-9]{2}) - ", 1)
+    df = df.withColumn("_label_dep", F.when(~by_codes, label_dep)).join(
+        F.broadcast(dep), F.col("_label_dep") == F.col("_d_code_departement"), "left"
+    )
+    # "Rust, Allemagne", "Allemagne (Frontalier)", "99 - Allemagne": the country is the last part.
+    last_part = F.element_at(F.split(F.regexp_replace(label, r"\([^)]*\)", ""), ","), -1)
+    by_label = ~by_codes & F.col("_d_code_departement").isNull()
+    df = df.withColumns(
+        {
+            "_label_key": F.when(by_label, _name_key(label)),
+            "_country_key": F.when(by_label, _name_key(F.regexp_replace(last_part, r"^\s*99 - ", ""))),
+        }
+    )
+    df = df.join(F.broadcast(region), F.col("_label_key") == F.col("_r_name_key"), "left").join(
+        F.broadcast(country), F.col("_country_key") == F.col("_k_name_key"), "left"
     )
     collectivity = _collectivity(F.col("_commune"), F.col("_postal"), F.col("_label_dep"))
     df = df.withColumn("_com", collectivity)
