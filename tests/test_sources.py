@@ -122,6 +122,17 @@ def test_lines_over_the_limit_are_cut_and_say_so(spark, tmp_path: Path):
     )
 
 
+def test_the_line_cap_counts_characters_not_bytes(spark, tmp_path: Path):
+    """80 two-byte characters (160 bytes) stay whole under a cap of 100 characters; 101 are cut to 100."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "offers_x.jsonl").write_text("é" * 80 + "\n" + "é" * 101 + "\n", encoding="utf-8")
+    files, _ = discover(folder)
+    rows = read_lines(spark, files, tmp_path / "staging", max_chars=100).orderBy("line").collect()
+    assert [(r["raw"], r["read_error"] is None) for r in rows] == [("é" * 80, True), ("é" * 100, False)]
+    assert rows[1]["read_error"].startswith("the record has 101 characters")
+
+
 def test_a_folder_of_many_pages_is_listed_once_and_keeps_only_the_files_given(spark, tmp_path: Path):
     folder = tmp_path / "in"
     folder.mkdir()

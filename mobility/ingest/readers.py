@@ -267,7 +267,9 @@ def capped(raw: Column, max_chars: int | None) -> tuple[Column, Column]:
     """``raw`` cut to ``max_chars`` characters, and why it was cut (null when it was not)."""
     if max_chars is None:
         return raw, F.lit(None).cast("string")
-    over = F.length(raw) > max_chars
+    # A character is one to four bytes: the characters are counted (a scan of the text) only where the
+    # bytes (known without a scan) exceed the cap, which no real record does.
+    over = (F.octet_length(raw) > max_chars) & (F.length(raw) > max_chars)
     message = F.format_string(
         f"the record has %d characters, over quality.max_line_chars ({max_chars}): its first ones are kept",
         F.length(raw),
