@@ -35,7 +35,7 @@ from delta.exceptions import (
     ProtocolChangedException,
 )
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
 from mobility.errors import MobilityError
@@ -169,15 +169,17 @@ class Lake:
         df: DataFrame,
         table: str,
         keys: Sequence[str],
-        update_when: str | None = None,
+        update_when: str | Column | None = None,
         partition_by: Sequence[str] = (),
         insert_only: bool = False,
         properties: dict[str, str] | None = None,
+        update_set: dict[str, Column] | None = None,
     ) -> int:
         """Upsert ``df`` on natural ``keys``: new keys are inserted, matched rows updated when
-        ``update_when`` (a SQL condition over ``t.`` target and ``s.`` source) holds, or always if None,
-        or never with ``insert_only``. Creates the table on first write, with the Delta table
-        ``properties`` given (deletion vectors, statistics columns)."""
+        ``update_when`` (a SQL condition or a Column over ``t.`` target and ``s.`` source) holds, or always
+        if None, or never with ``insert_only``; updated to the source row, or to ``update_set`` (column ->
+        expression over ``t.`` and ``s.``) when given. Creates the table on first write, with the Delta
+        table ``properties`` given (deletion vectors, statistics columns)."""
         if not keys:
             raise LakeError(f"merge into {table} needs key columns")
         condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
@@ -192,7 +194,9 @@ class Lake:
                 return
             target = DeltaTable.forPath(self.spark, self.path(table)).alias("t")
             merge = target.merge(df.alias("s"), condition)
-            if not insert_only:
+            if update_set is not None:
+                merge = merge.whenMatchedUpdate(condition=update_when, set=update_set)
+            elif not insert_only:
                 merge = merge.whenMatchedUpdateAll(condition=update_when)
             merge.whenNotMatchedInsertAll().execute()
 

@@ -14,6 +14,7 @@ from mobility import synth
 from mobility.config import Settings
 from mobility.gold import MONTHLY, PER_PERIOD, add_months, period_start_date
 from mobility.ingest import ingest
+from mobility.ingest.batch import seekers_of
 from mobility.lake import Lake
 from mobility.pipeline import write_flows
 from mobility.publish import GOLD_TABLES
@@ -107,6 +108,17 @@ def test_a_new_batch_refreshes_only_the_months_and_periods_it_touched(refreshed,
     history = lake_with_ref.spark.sql(f"DESCRIBE HISTORY delta.`{lake_with_ref.path('gold.flows')}` LIMIT 1")
     predicate = history.first()["operationParameters"]["predicate"]
     assert "2022-01-01" not in predicate and "period_start" in predicate
+
+
+def test_seekers_updated_batch_by_batch_equal_seekers_of_every_spell(refreshed, lake_with_ref: Lake):
+    """The second batch updates seekers from its own spells only (``seeker_update``): the same rows as
+    seekers computed from all of silver.spells, corrected and older spells included."""
+    built = seekers_of(lake_with_ref.read("silver.spells"))
+    assertDataFrameEqual(lake_with_ref.read("silver.seekers").select(*built.columns), built)
+    history = lake_with_ref.spark.sql(
+        f"DESCRIBE HISTORY delta.`{lake_with_ref.path('silver.seekers')}` LIMIT 1"
+    ).first()["operationMetrics"]
+    assert int(history["numTargetRowsUpdated"]) > 0 and int(history["numTargetRowsInserted"]) > 0
 
 
 def test_refreshed_gold_tables_equal_a_full_build_of_the_same_silver(

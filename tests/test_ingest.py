@@ -4,6 +4,7 @@ reconciliation, idempotence, updates by a later batch, and no IDX in any table."
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from mobility.config import Settings
 from mobility.ingest import IngestReport, RejectRateError, enforce_reject_rate, ingest
+from mobility.ingest.batch import seeker_update, seekers_of
 from mobility.ingest.readers import InputError, discover
 from mobility.lake import Lake
 
@@ -303,3 +305,43 @@ def test_silver_tables_keep_statistics_of_their_key_and_batch_only(first, lake_w
         "seekers": "seeker_id",
     }
     assert {props.get("delta.enableDeletionVectors") for props in stats.values()} == {"true"}
+
+
+def test_a_batch_updates_its_seekers_from_its_own_spells(spark, lake: Lake):
+    """An older spell lowers the first registration and keeps the attributes; a later one brings its own; a
+    corrected latest spell (same date) replaces them; a new seeker is inserted; an unchanged one is not
+    rewritten."""
+    spell = "seeker_id string, registration_date date, birth_year int, sex string, education string"
+    known = seekers_of(spark.createDataFrame(
+        [("a", date(2022, 5, 1), 1980, "1", "NV3"), ("b", date(2022, 5, 1), 1981, "2", "NV4"),
+         ("c", date(2022, 5, 1), 1982, "1", "NV5"), ("d", date(2022, 5, 1), 1983, "2", "NV1")], spell,
+    ))  # fmt: skip
+    lake.merge(known, "silver.seekers_update", ["seeker_id"])
+    batch = spark.createDataFrame(
+        [("a", date(2021, 1, 1), 1970, "2", "NV1"), ("b", date(2023, 2, 1), 1981, "2", "NV5"),
+         ("c", date(2022, 5, 1), 1982, "2", "NV5"), ("d", date(2022, 5, 1), 1983, "2", "NV1"),
+         ("e", date(2023, 3, 1), 1999, "1", "NV2")], spell,
+    )  # fmt: skip
+    values, changed = seeker_update()
+    lake.merge(
+        seekers_of(batch), "silver.seekers_update", ["seeker_id"], update_when=changed, update_set=values
+    )
+    expected = spark.createDataFrame(
+        [("a", 1980, "1", "NV3", date(2021, 1, 1), date(2022, 5, 1)),
+         ("b", 1981, "2", "NV5", date(2022, 5, 1), date(2023, 2, 1)),
+         ("c", 1982, "2", "NV5", date(2022, 5, 1), date(2022, 5, 1)),
+         ("d", 1983, "2", "NV1", date(2022, 5, 1), date(2022, 5, 1)),
+         ("e", 1999, "1", "NV2", date(2023, 3, 1), date(2023, 3, 1))],
+        "seeker_id string, birth_year int, sex string, education string, first_registration date, "
+        "last_registration date",
+    )  # fmt: skip
+    got = lake.read("silver.seekers_update")
+    assertDataFrameEqual(got.drop("_row_hash"), expected)
+    assertDataFrameEqual(got, seekers_of(batch.unionByName(spark.createDataFrame(
+        [(r, date(2022, 5, 1), y, s, n) for r, y, s, n in (("a", 1980, "1", "NV3"), ("b", 1981, "2", "NV4"))],
+        spell,
+    ))))  # fmt: skip
+    metrics = lake.spark.sql(f"DESCRIBE HISTORY delta.`{lake.path('silver.seekers_update')}` LIMIT 1").first()
+    assert {k: metrics["operationMetrics"][k] for k in ("numTargetRowsUpdated", "numTargetRowsInserted")} == {
+        "numTargetRowsUpdated": "3", "numTargetRowsInserted": "1"
+    }  # fmt: skip

@@ -146,9 +146,12 @@ def silver_properties(rows: DataFrame, keys: Sequence[str]) -> dict[str, str]:
     return {"delta.enableDeletionVectors": "true", "delta.dataSkippingStatsColumns": ",".join(stats)}
 
 
+ATTRIBUTES = ("birth_year", "sex", "education")  # a seeker's, from its latest spell
+
+
 def seekers_of(spells: DataFrame) -> DataFrame:
     """One row per job seeker, with the attributes of the latest spell."""
-    latest = F.max_by(F.struct("birth_year", "sex", "education"), F.col("registration_date"))
+    latest = F.max_by(F.struct(*ATTRIBUTES), F.col("registration_date"))
     agg = spells.groupBy("seeker_id").agg(
         latest.alias("_latest"),
         F.min("registration_date").alias("first_registration"),
@@ -159,6 +162,23 @@ def seekers_of(spells: DataFrame) -> DataFrame:
         "first_registration", "last_registration",
     )  # fmt: skip
     return df.withColumn("_row_hash", row_hash(SEEKER_COLUMNS))
+
+
+def seeker_update() -> tuple[dict[str, Column], Column]:
+    """How a seeker of this batch's spells (``s``, from ``seekers_of``) updates the seeker's row (``t``): the
+    attributes of whichever latest spell is later (the batch's on a tie: it corrects that spell), the
+    earliest first and latest last registration. Spells are never removed, so this equals ``seekers_of`` of
+    all the seeker's spells without reading them: a monthly batch costs the same in a lake of any size.
+    Returns the new values and the condition that they differ from the row's."""
+    newer = F.col("s.last_registration") >= F.col("t.last_registration")
+    values = {
+        "seeker_id": F.col("t.seeker_id"),
+        **{c: F.when(newer, F.col(f"s.{c}")).otherwise(F.col(f"t.{c}")) for c in ATTRIBUTES},
+        "first_registration": F.least("t.first_registration", "s.first_registration"),
+        "last_registration": F.greatest("t.last_registration", "s.last_registration"),
+    }
+    hashed = F.sha2(F.to_json(F.struct(*(values[c].alias(c) for c in SEEKER_COLUMNS))), 256)  # as row_hash
+    return {**values, "_row_hash": hashed}, hashed != F.col("t._row_hash")
 
 
 def unreadable_rows(
@@ -384,20 +404,19 @@ def _write(
     refs: References, batch_id: str, at: Column,
 ) -> None:  # fmt: skip
     """One bronze write, silver of each kind present, every silver table in place, one quarantine write
-    (none when nothing was rejected), the seekers of the spells touched (all of them when this batch created
-    ``silver.spells``: no semi-join of a million seekers at a first load)."""
+    (none when nothing was rejected), and the seekers: every one at a first load, then updated from this
+    batch's spells alone (``seeker_update``)."""
     spark = lake.spark
     if conformed:
         bronze = [bronze_rows(df, TABLES[table][0], batch_id, at) for table, df in conformed.items()]
         lake.merge(_union(bronze), "bronze.records", BRONZE_KEYS, insert_only=True, partition_by=["kind"],
                    properties=BRONZE_PROPERTIES)  # fmt: skip
-    versions = {}
     for table, df in conformed.items():
         keys = TABLES[table][1]
         update_when = "s.updated_at > t.updated_at" if table == "offers" else "s._row_hash <> t._row_hash"
         rows = silver_rows(df, COLUMNS[table], batch_id, at)
-        versions[table] = lake.merge(rows, f"silver.{table}", keys, update_when=update_when,
-                                     properties=silver_properties(rows, keys))  # fmt: skip
+        lake.merge(rows, f"silver.{table}", keys, update_when=update_when,
+                   properties=silver_properties(rows, keys))  # fmt: skip
     for table, (_, keys) in TABLES.items():
         if table not in conformed and not lake.exists(f"silver.{table}"):
             nothing = CONFORMERS[table](_empty_records(spark, table), refs)
@@ -411,17 +430,14 @@ def _write(
                    properties=QUARANTINE_PROPERTIES)  # fmt: skip
     elif rejects and not lake.exists("silver.quarantine"):
         lake.create("silver.quarantine", rejects[0].schema, properties=QUARANTINE_PROPERTIES)
-    if "spells" in conformed:
-        spells = lake.read("silver.spells")
-        if versions["spells"] > 0:  # 0: this batch created the table (or left it as it was): all spells
-            touched = conformed["spells"].where(is_valid()).select("seeker_id").distinct()
-            spells = spells.join(touched, "seeker_id", "left_semi")
-        seekers = seekers_of(spells)
-        lake.merge(seekers, "silver.seekers", ["seeker_id"], update_when="s._row_hash <> t._row_hash",
-                   properties=silver_properties(seekers, ["seeker_id"]))  # fmt: skip
-    elif not lake.exists("silver.seekers"):
+    if "spells" in conformed and lake.exists("silver.seekers"):
+        seekers = seekers_of(conformed["spells"].where(is_valid()))
+        values, changed = seeker_update()
+        lake.merge(seekers, "silver.seekers", ["seeker_id"], update_when=changed, update_set=values)
+    elif not lake.exists("silver.seekers"):  # the first load (or a lake older than the table): every seeker
         seekers = seekers_of(lake.read("silver.spells"))
-        lake.create("silver.seekers", seekers.schema, properties=silver_properties(seekers, ["seeker_id"]))
+        properties = silver_properties(seekers, ["seeker_id"])
+        lake.merge(seekers, "silver.seekers", ["seeker_id"], properties=properties)
 
 
 def enforce_reject_rate(report: IngestReport, max_rate: float) -> None:
