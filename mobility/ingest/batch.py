@@ -168,7 +168,8 @@ def seeker_update() -> tuple[dict[str, Column], Column]:
     """How a seeker of this batch's spells (``s``, from ``seekers_of``) updates the seeker's row (``t``): the
     attributes of whichever latest spell is later (the batch's on a tie: it corrects that spell), the
     earliest first and latest last registration. Spells are never removed, so this equals ``seekers_of`` of
-    all the seeker's spells without reading them: a monthly batch costs the same in a lake of any size.
+    all the seeker's spells without reading them: a monthly batch costs the same in a lake of any size. (An
+    erasure that removes some of a seeker's spells, not all, must compute that seeker again from the rest.)
     Returns the new values and the condition that they differ from the row's."""
     newer = F.col("s.last_registration") >= F.col("t.last_registration")
     values = {
