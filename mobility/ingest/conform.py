@@ -128,7 +128,8 @@ def _commune_check(code: str = "DEPCOM") -> Check:
     )
 
 
-def row_hash(columns: Sequence[str]) -> Column:
+def row_hash(columns: Sequence[str | Column]) -> Column:
+    """A hash of a row's content (named columns, or expressions aliased to them): equal rows, equal hash."""
     return F.sha2(F.to_json(F.struct(*columns)), 256)
 
 
