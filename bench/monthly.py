@@ -9,8 +9,9 @@ to warm the session up, then each following month is timed, with the Spark jobs 
 
 Then, in the same session, what Delta costs whatever the rows (``delta_floor``): a MERGE of 100 rows into a
 small table with deletion vectors, and a filtered count of a table just committed (a new snapshot to
-build). A monthly batch MERGEs six tables (bronze, four silver, the seekers) and reads three of them
-committed by the month before, which bounds it from below however few records it brings.
+build), and seven such MERGEs into seven tables, ``lake.parallel_writes`` at a time. A monthly batch
+MERGEs seven tables (bronze, four silver, the seekers; the log appends) and reads two of them committed by
+the month before, which bounds it from below however few records it brings.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import statistics
 import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from delta.tables import DeltaTable
@@ -31,6 +33,7 @@ from pyspark.sql import SparkSession
 from mobility import reference, synth
 from mobility.config import load_settings
 from mobility.ingest import ingest
+from mobility.ingest.batch import concurrently
 from mobility.lake import Lake
 from mobility.spark import get_spark
 from mobility.synth.extract import write_extract
@@ -49,27 +52,38 @@ def jobs_run(spark: SparkSession) -> int:
     return max(spark.sparkContext.statusTracker().getJobIdsForGroup(None) or [0])
 
 
-def delta_floor(spark: SparkSession, path: Path, rounds: int = 5) -> dict:
-    """Median seconds and jobs of a 100-row MERGE (50 rows matched) and of a count right after it; the
+def delta_floor(spark: SparkSession, path: Path, workers: int, rounds: int = 5, tables: int = 7) -> dict:
+    """Median seconds and jobs of a 100-row MERGE (50 rows matched) and of a count right after it, and the
+    seconds of ``tables`` such MERGEs into as many tables, ``workers`` at a time (as a batch writes); the
     first round warms up and is left out."""
-    spark.range(100).selectExpr("id", "cast(id as string) s").write.format("delta").option(
-        "delta.enableDeletionVectors", "true"
-    ).save(str(path))
-    merges, reads = [], []
-    for i in range(rounds):
+    paths = [path / str(n) for n in range(tables)]
+    for table in paths:
+        spark.range(100).selectExpr("id", "cast(id as string) s").write.format("delta").option(
+            "delta.enableDeletionVectors", "true"
+        ).save(str(table))
+
+    def merge(table: Path, i: int) -> None:
         source = spark.range(i * 50, i * 50 + 100).selectExpr("id", "cast(id * 2 as string) s")
-        began, first = time.perf_counter(), jobs_run(spark)
-        merge = DeltaTable.forPath(spark, str(path)).alias("t").merge(source.alias("s"), "t.id = s.id")
+        merge = DeltaTable.forPath(spark, str(table)).alias("t").merge(source.alias("s"), "t.id = s.id")
         merge.whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
+
+    merges, reads, together = [], [], []
+    for i in range(rounds):
+        began, first = time.perf_counter(), jobs_run(spark)
+        merge(paths[0], i)
         merges.append((time.perf_counter() - began, jobs_run(spark) - first))
         began, first = time.perf_counter(), jobs_run(spark)
-        spark.read.format("delta").load(str(path)).where("id > 5").count()
+        spark.read.format("delta").load(str(paths[0])).where("id > 5").count()
         reads.append((time.perf_counter() - began, jobs_run(spark) - first))
+        began = time.perf_counter()
+        concurrently({str(t): partial(merge, t, i + 1) for t in paths}, workers)
+        together.append(time.perf_counter() - began)
     return {
         "merge_100_rows_seconds": round(statistics.median(m[0] for m in merges[1:]), 2),
         "merge_100_rows_jobs": statistics.median(m[1] for m in merges[1:]),
         "count_after_commit_seconds": round(statistics.median(r[0] for r in reads[1:]), 2),
         "count_after_commit_jobs": statistics.median(r[1] for r in reads[1:]),
+        f"merges_into_{tables}_tables_{workers}_at_a_time_seconds": round(statistics.median(together[1:]), 2),
     }
 
 
@@ -103,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
             months.append({"month": f"{month_end:%Y-%m}", "records": report.read,
                            "seconds": round(time.perf_counter() - began, 1),
                            "spark_jobs": jobs_run(spark) - first})  # fmt: skip
-        floor = delta_floor(spark, work / "floor")
+        floor = delta_floor(spark, work / "floor", settings.lake.parallel_writes)
         spark.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -52,6 +52,7 @@ def _resolve_path(value: Path, info: ValidationInfo) -> Path:
 class LakeSettings(_Section):
     root: Path
     commit_attempts: int = Field(ge=1)
+    parallel_writes: int = Field(ge=1)
 
     _root = field_validator("root")(_resolve_path)
 

@@ -4,6 +4,7 @@ reconciliation, idempotence, updates by a later batch, and no IDX in any table."
 from __future__ import annotations
 
 import json
+import threading
 from datetime import date
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from mobility.config import Settings
 from mobility.ingest import IngestReport, RejectRateError, enforce_reject_rate, ingest
-from mobility.ingest.batch import seeker_update, seekers_of
+from mobility.ingest.batch import concurrently, seeker_update, seekers_of
 from mobility.ingest.readers import InputError, discover
 from mobility.lake import Lake
 
@@ -345,3 +346,25 @@ def test_a_batch_updates_its_seekers_from_its_own_spells(spark, lake: Lake):
     assert {k: metrics["operationMetrics"][k] for k in ("numTargetRowsUpdated", "numTargetRowsInserted")} == {
         "numTargetRowsUpdated": "3", "numTargetRowsInserted": "1"
     }  # fmt: skip
+
+
+def test_writes_run_together_and_a_failed_one_leaves_the_others_done():
+    """Two tasks that each wait for the other can only finish when they run at once; a failed task is
+    raised after every other has run to its end."""
+    both = threading.Barrier(2, timeout=10)
+    done: list[str] = []
+
+    def meet(name: str) -> str:
+        both.wait()
+        done.append(name)
+        return name.upper()
+
+    def fail() -> str:
+        raise ValueError("commit refused")
+
+    assert concurrently({"a": lambda: meet("a"), "b": lambda: meet("b")}, workers=2) == {"a": "A", "b": "B"}
+    done.clear()
+    with pytest.raises(ValueError, match="commit refused"):
+        concurrently({"bad": fail, "a": lambda: meet("a"), "b": lambda: meet("b")}, workers=3)
+    assert sorted(done) == ["a", "b"]
+    assert concurrently({"x": lambda: 1, "y": lambda: 2}, workers=1) == {"x": 1, "y": 2}

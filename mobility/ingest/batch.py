@@ -30,9 +30,12 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -70,6 +73,7 @@ from mobility.ingest.references import References, load_references
 from mobility.lake import Lake
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 COLUMNS = {"spells": SPELL_COLUMNS, "sought_changes": CHANGE_COLUMNS, "hires": HIRE_COLUMNS,
            "offers": OFFER_COLUMNS}  # fmt: skip
@@ -178,7 +182,7 @@ def seeker_update() -> tuple[dict[str, Column], Column]:
         "first_registration": F.least("t.first_registration", "s.first_registration"),
         "last_registration": F.greatest("t.last_registration", "s.last_registration"),
     }
-    hashed = F.sha2(F.to_json(F.struct(*(values[c].alias(c) for c in SEEKER_COLUMNS))), 256)  # as row_hash
+    hashed = row_hash([values[c].alias(c) for c in SEEKER_COLUMNS])
     return {**values, "_row_hash": hashed}, hashed != F.col("t._row_hash")
 
 
@@ -253,19 +257,24 @@ def _staged(lake: Lake, df: DataFrame, path: Path) -> DataFrame:
     return lake.spark.read.parquet(str(path))
 
 
-def _known_seekers(lake: Lake, spells: DataFrame | None) -> DataFrame:
+def _committed(lake: Lake, table: str) -> DataFrame | None:
+    """``table`` as committed by the batches before, None when it does not exist yet."""
+    return lake.read(table) if lake.exists(table) else None
+
+
+def _known_seekers(lake: Lake, spells: DataFrame | None, seekers: DataFrame | None) -> DataFrame:
     """Seekers with a spell: this batch's valid spells and ``silver.seekers``."""
     known = [spells.where(is_valid()).select("seeker_id")] if spells is not None else []
-    if lake.exists("silver.seekers"):
-        known.append(lake.read("silver.seekers").select("seeker_id"))
+    if seekers is not None:
+        known.append(seekers.select("seeker_id"))
     return _union(known) if known else lake.spark.createDataFrame([], "seeker_id string")
 
 
-def _known_offers(lake: Lake, offers: DataFrame | None) -> DataFrame | None:
+def _known_offers(offers: DataFrame | None, committed: DataFrame | None) -> DataFrame | None:
     """When each offer known (this batch's valid ones and ``silver.offers``) was first created."""
     parts = [offers.where(is_valid()).select("offer_id", "created_at")] if offers is not None else []
-    if lake.exists("silver.offers"):
-        parts.append(lake.read("silver.offers").select("offer_id", "created_at"))
+    if committed is not None:
+        parts.append(committed.select("offer_id", "created_at"))
     if not parts:
         return None
     return _union(parts).groupBy("offer_id").agg(F.min("created_at").alias("created_at"))
@@ -289,16 +298,25 @@ def _read_batch(lake: Lake, settings: Settings, by_kind: dict[str, list[SourceFi
             "ingest: pseudonyms use the development key of the profile; set MOBILITY_PSEUDO_KEY for real data"
         )
     max_chars = settings.quality.max_line_chars
-    rows: dict[str, DataFrame] = {}
-    for table, (kind, _) in TABLES.items():
-        if kind in by_kind:
-            began = time.monotonic()
-            conformed = _conformed(lake, table, by_kind[kind], staging, key, max_chars, refs)
-            rows[table] = _staged(lake, conformed, staging / "rows" / table)
-            log.info("ingest: %s read, conformed and staged in %.1f s", table, time.monotonic() - began)
+
+    def stage(table: str) -> DataFrame:
+        began = time.monotonic()
+        conformed = _conformed(lake, table, by_kind[TABLES[table][0]], staging, key, max_chars, refs)
+        staged = _staged(lake, conformed, staging / "rows" / table)
+        log.info("ingest: %s read, conformed and staged in %.1f s", table, time.monotonic() - began)
+        return staged
+
+    present = [table for table, (kind, _) in TABLES.items() if kind in by_kind]
+    committed = ("silver.seekers", "silver.offers")  # read by the checks: their snapshots load meanwhile
+    done = concurrently(
+        {**{table: partial(stage, table) for table in present},
+         **{table: partial(_committed, lake, table) for table in committed}},
+        settings.lake.parallel_writes,
+    )  # fmt: skip
+    rows = {table: done[table] for table in present}
     began = time.monotonic()
-    known_seekers = _known_seekers(lake, rows.get("spells"))
-    known_offers = _known_offers(lake, rows.get("offers"))
+    known_seekers = _known_seekers(lake, rows.get("spells"), done["silver.seekers"])
+    known_offers = _known_offers(rows.get("offers"), done["silver.offers"])
     flags = []
     for table, df in rows.items():
         found = [duplicates(table, df)]
@@ -378,7 +396,8 @@ def ingest(lake: Lake, settings: Settings, input_dir: Path, batch_id: str | None
     try:
         records = _read_batch(lake, settings, by_kind, staging, refs)
         _count(report, records)
-        _write(lake, records, unreadable, report.quarantined > 0, refs, batch_id, at)
+        rejected = report.quarantined > 0
+        _write(lake, records, unreadable, rejected, refs, batch_id, at, settings.lake.parallel_writes)
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # the staged rows, transcoded copies of latin-1 files
     for source in unreadable:
@@ -402,43 +421,66 @@ def ingest(lake: Lake, settings: Settings, input_dir: Path, batch_id: str | None
 
 def _write(
     lake: Lake, conformed: dict[str, DataFrame], unreadable: Sequence[SourceFile], rejected: bool,
-    refs: References, batch_id: str, at: Column,
+    refs: References, batch_id: str, at: Column, workers: int,
 ) -> None:  # fmt: skip
     """One bronze write, silver of each kind present, every silver table in place, one quarantine write
     (none when nothing was rejected), and the seekers: every one at a first load, then updated from this
-    batch's spells alone (``seeker_update``)."""
+    batch's spells alone (``seeker_update``). The tables are written ``workers`` at a time: a small batch's
+    writes are mostly Delta's fixed costs (planning, the log, the commit), which overlap."""
     spark = lake.spark
+    writes: dict[str, Callable[[], object]] = {}
     if conformed:
-        bronze = [bronze_rows(df, TABLES[table][0], batch_id, at) for table, df in conformed.items()]
-        lake.merge(_union(bronze), "bronze.records", BRONZE_KEYS, insert_only=True, partition_by=["kind"],
-                   properties=BRONZE_PROPERTIES)  # fmt: skip
+        bronze = _union([bronze_rows(df, TABLES[table][0], batch_id, at) for table, df in conformed.items()])
+        writes["bronze.records"] = partial(
+            lake.merge, bronze, "bronze.records", BRONZE_KEYS, insert_only=True, partition_by=["kind"],
+            properties=BRONZE_PROPERTIES,
+        )  # fmt: skip
     for table, df in conformed.items():
         keys = TABLES[table][1]
         update_when = "s.updated_at > t.updated_at" if table == "offers" else "s._row_hash <> t._row_hash"
         rows = silver_rows(df, COLUMNS[table], batch_id, at)
-        lake.merge(rows, f"silver.{table}", keys, update_when=update_when,
-                   properties=silver_properties(rows, keys))  # fmt: skip
+        writes[f"silver.{table}"] = partial(
+            lake.merge, rows, f"silver.{table}", keys, update_when=update_when,
+            properties=silver_properties(rows, keys),
+        )  # fmt: skip
     for table, (_, keys) in TABLES.items():
         if table not in conformed and not lake.exists(f"silver.{table}"):
             nothing = CONFORMERS[table](_empty_records(spark, table), refs)
             empty = silver_rows(nothing, COLUMNS[table], batch_id, at)
-            lake.create(f"silver.{table}", empty.schema, properties=silver_properties(empty, keys))
+            writes[f"silver.{table}"] = partial(lake.create, f"silver.{table}", empty.schema,
+                                                properties=silver_properties(empty, keys))  # fmt: skip
     rejects = [quarantine_rows(df, table, batch_id, at) for table, df in conformed.items()]
     if unreadable:
         rejects.append(unreadable_rows(spark, unreadable, batch_id, at))
     if rejected or unreadable:
-        lake.merge(_union(rejects), "silver.quarantine", QUARANTINE_KEYS, insert_only=True,
-                   properties=QUARANTINE_PROPERTIES)  # fmt: skip
+        writes["silver.quarantine"] = partial(
+            lake.merge, _union(rejects), "silver.quarantine", QUARANTINE_KEYS, insert_only=True,
+            properties=QUARANTINE_PROPERTIES,
+        )  # fmt: skip
     elif rejects and not lake.exists("silver.quarantine"):
-        lake.create("silver.quarantine", rejects[0].schema, properties=QUARANTINE_PROPERTIES)
-    if "spells" in conformed and lake.exists("silver.seekers"):
+        writes["silver.quarantine"] = partial(lake.create, "silver.quarantine", rejects[0].schema,
+                                              properties=QUARANTINE_PROPERTIES)  # fmt: skip
+    first_load = not lake.exists("silver.seekers")
+    if "spells" in conformed and not first_load:
         seekers = seekers_of(conformed["spells"].where(is_valid()))
         values, changed = seeker_update()
-        lake.merge(seekers, "silver.seekers", ["seeker_id"], update_when=changed, update_set=values)
-    elif not lake.exists("silver.seekers"):  # the first load (or a lake older than the table): every seeker
+        writes["silver.seekers"] = partial(lake.merge, seekers, "silver.seekers", ["seeker_id"],
+                                           update_when=changed, update_set=values)  # fmt: skip
+    concurrently(writes, workers)
+    if first_load:  # the first load (or a lake older than the table): every seeker, once silver.spells is in
         seekers = seekers_of(lake.read("silver.spells"))
         properties = silver_properties(seekers, ["seeker_id"])
         lake.merge(seekers, "silver.seekers", ["seeker_id"], properties=properties)
+
+
+def concurrently(tasks: dict[str, Callable[[], T]], workers: int) -> dict[str, T]:
+    """Each task's result by name, ``workers`` tasks at a time (Spark runs the jobs of several threads at
+    once); every task runs to its end even when another fails, then the first failure is raised."""
+    if workers <= 1 or len(tasks) <= 1:
+        return {name: task() for name, task in tasks.items()}
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as pool:
+        futures = {name: pool.submit(task) for name, task in tasks.items()}
+    return {name: future.result() for name, future in futures.items()}
 
 
 def enforce_reject_rate(report: IngestReport, max_rate: float) -> None:
