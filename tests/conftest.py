@@ -62,19 +62,28 @@ def lake_with_ref(ref_lake: Lake, tmp_path_factory: pytest.TempPathFactory) -> L
 
 
 @pytest.fixture(scope="session")
-def generated_lake(ref_lake: Lake, settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Lake:
-    """A lake holding the silver and gold tables of 3,000 generated seekers over 24 months (2021-2022),
-    built once for the modules that train on it; they add their own tables (recommendations) and
-    rewrite gold with the same data, never other data."""
-    from mobility import gold, synth
+def generated_input(ref_lake: Lake, settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The input files of 3,000 generated seekers over 24 months (2021-2022), written once."""
+    from mobility import synth
+
+    out = tmp_path_factory.mktemp("generated")
+    synth.generate(ref_lake.spark, ref_lake, settings, out=out, **GENERATED)
+    return out
+
+
+@pytest.fixture(scope="session")
+def generated_lake(ref_lake: Lake, settings: Settings, generated_input: Path,
+                   tmp_path_factory: pytest.TempPathFactory) -> Lake:  # fmt: skip
+    """A lake holding the silver and gold tables of ``generated_input``, built once for the modules that
+    train on it; they add their own tables (recommendations) and rewrite gold with the same data, never other
+    data."""
+    from mobility import gold
     from mobility.ingest import ingest
 
     root = tmp_path_factory.mktemp("generated-lake")
     (root / "ref").symlink_to(Path(ref_lake.root) / "ref", target_is_directory=True)
     lake = Lake(ref_lake.spark, root)
-    out = tmp_path_factory.mktemp("generated")
-    synth.generate(lake.spark, lake, settings, out=out, **GENERATED)
-    ingest(lake, settings, out, batch_id="generated")
+    ingest(lake, settings, generated_input, batch_id="generated")
     gold.write(lake, settings.flows)
     return lake
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pyarrow.parquet as pq
 import pytest
 
-from bench import duckdb_reference, targets
+from bench import duckdb_ingest, duckdb_reference, targets
 from bench.run import snapshot_files
 from mobility.lake import Lake
 
@@ -34,6 +35,19 @@ def test_a_collect_without_its_bound_is_found(tmp_path: Path):
         "pkg/bad.py:1: rows = df.collect()  # every seeker",
         "pkg/bad.py:2: pdf = df.toPandas()",
     ]
+
+
+def test_duckdb_ingest_reads_and_keeps_the_records_spark_ingested(
+    generated_lake: Lake, generated_input: Path, settings, tmp_path
+):
+    """The ingest yardstick does the same reading: per table, the records read and valid are Spark's (on
+    clean generated files, where the checks it leaves out reject nothing)."""
+    result = duckdb_ingest.ingest(generated_input, settings.reference, tmp_path / "duckdb")
+    rows = generated_lake.read("silver.ingestion_log").groupBy("table").sum("read", "valid").collect()
+    spark = {r["table"]: {"read": r["sum(read)"], "valid": r["sum(valid)"]} for r in rows}
+    assert result["rows"] == spark
+    assert spark["spells"]["read"] > 3000
+    assert len(pq.read_table(tmp_path / "duckdb" / "bronze" / "de.parquet")) == spark["spells"]["read"]
 
 
 def test_duckdb_reference_finds_the_totals_of_spark_gold_tables(generated_lake: Lake, settings, tmp_path):
