@@ -59,11 +59,13 @@ def _reason(kind: str) -> str:
         END"""
 
 
-def ingest(input_dir: Path, reference: ReferenceSettings, out: Path, key: str = "bench-key") -> dict:
+def ingest(input_dir: Path, reference: ReferenceSettings, out: Path, threads: int = 2,
+           memory_limit: str = "6GB", key: str = "bench-key") -> dict:  # fmt: skip
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     con = duckdb.connect()
-    con.execute("SET threads = 2; SET preserve_insertion_order = false")
+    con.execute(f"SET threads = {threads}; SET memory_limit = '{memory_limit}'")
+    con.execute("SET preserve_insertion_order = false")
     ipad, opad = key + "\x36", key + "\x5c"
     parts: dict[str, float] = {}
     began = time.monotonic()

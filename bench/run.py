@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import duckdb_reference, targets
+from bench import duckdb_ingest, duckdb_reference, targets
 from bench.measure import Memory, Stages, jvm_pid
 from mobility import pipeline
 from mobility.config import Settings, load_settings
@@ -205,6 +205,17 @@ def reference_run(lake: Lake, settings: Settings, cores: int) -> dict[str, objec
     }
 
 
+def ingest_yardstick(settings: Settings, ingested: dict[str, object], cores: int) -> dict[str, object]:
+    """DuckDB's ingest of the same input files (``bench.duckdb_ingest``): its seconds, and whether it read
+    the records Spark read."""
+    out = DATA / settings.lake.root.parent.name / "duckdb-ingest"
+    result = duckdb_ingest.ingest(Path(settings.synth.out), settings.reference, out, threads=cores)
+    shutil.rmtree(out, ignore_errors=True)
+    read = sum(r["read"] for r in result["rows"].values())
+    log.info("bench: duckdb ingest in %.1f s, %d records read", result["seconds"], read)
+    return {**result, "records_read": read, "same_records_read": read == _int(ingested["records read"])}
+
+
 def machine() -> dict[str, object]:
     import duckdb
     import pyspark
@@ -248,7 +259,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     steps = []
     pipeline.run_reference(settings)  # setup, not measured: the same for every scale
     steps.append(generated(settings, lake, stages, jvm))
-    duck = None
+    duck = duck_ingest = None
     chosen = [s.strip() for s in args.steps.split(",") if s.strip()]
     unknown = set(chosen) - set(END_TO_END)
     if unknown:
@@ -256,6 +267,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     for name in END_TO_END[: max(END_TO_END.index(s) for s in chosen) + 1]:
         run = lambda n=name: pipeline.run_step(n, settings)  # noqa: E731
         steps.append(measured(name, run, lake, settings, stages, jvm))
+        if name == "ingest" and not args.no_duckdb:
+            duck_ingest = ingest_yardstick(settings, steps[-1]["counts"], cores)
         if name == "flows" and not args.no_duckdb:
             duck = reference_run(lake, settings, cores)
 
@@ -277,6 +290,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "partial": chosen != list(END_TO_END),
         "end_to_end_seconds": round(sum(s["seconds"] for s in steps if s["step"] in END_TO_END), 1),
         "duckdb": duck,
+        "duckdb_ingest": duck_ingest,
     }
     spark.stop()
     result["targets"] = targets.judge(result, targets.latest_results(args.results))

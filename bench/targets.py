@@ -178,6 +178,21 @@ def markdown(result: dict) -> str:
             for figure, value in figures.items():
                 lines.append(f"| {table}.{figure} | {duck['spark_totals'][table][figure]:,} | {value:,} |")
         lines += ["", "Same totals." if duck["same_totals"] else f"Totals differ: {duck['differences']}", ""]
+    yardstick = result.get("duckdb_ingest")
+    if yardstick:
+        ingest = _step(result, "ingest")["seconds"]
+        lines += [
+            "## DuckDB yardstick of the ingest step",
+            "",
+            f"DuckDB ({result['spark']['cores']} threads, `bench/duckdb_ingest.py`): the same input files "
+            f"read, pseudonymised, checked and written as bronze and silver Parquet (no Delta, no checks "
+            f"across tables) in {yardstick['seconds']:.1f} s (per part: "
+            f"{', '.join(f'{k} {v}' for k, v in yardstick['parts'].items())}), "
+            f"{yardstick['records_read']:,} records read"
+            + (" as Spark did" if yardstick["same_records_read"] else ", NOT the records Spark read")
+            + f"; the Spark ingest step {ingest:.1f} s: ratio {ingest / yardstick['seconds']:.1f}.",
+            "",
+        ]
     lines += ["## Targets", "", "| target | figure | verdict |", "|---|---|---|"]
     lines += [f"| {t['target']} | {t['figure']} | {t['verdict']} |" for t in result["targets"]]
     return "\n".join(lines) + "\n"

@@ -122,8 +122,10 @@ def test_make_bench_at_scale_s_runs_every_step_and_writes_its_table(bench_s: Ben
     ingest = result["steps"][1]
     assert ingest["rows_in"] > 300_000 and ingest["shuffle_write_bytes"] > 0 and ingest["stages"] > 0
     assert result["duckdb"]["same_totals"], result["duckdb"]["differences"]
+    assert result["duckdb_ingest"]["same_records_read"], result["duckdb_ingest"]["rows"]
     assert len(result["targets"]) == 6
     (table_path,) = bench_s.results.glob("S-*.md")
     table = table_path.read_text()
     assert "| flows |" in table and "## Targets" in table
+    assert "## DuckDB yardstick of the ingest step" in table
     assert "5. no collect or toPandas of growing data" in done.stdout
