@@ -367,4 +367,7 @@ def test_writes_run_together_and_a_failed_one_leaves_the_others_done():
     with pytest.raises(ValueError, match="commit refused"):
         concurrently({"bad": fail, "a": lambda: meet("a"), "b": lambda: meet("b")}, workers=3)
     assert sorted(done) == ["a", "b"]
-    assert concurrently({"x": lambda: 1, "y": lambda: 2}, workers=1) == {"x": 1, "y": 2}
+    done.clear()
+    with pytest.raises(ValueError, match="commit refused"):  # one at a time: in order, and still every one
+        concurrently({"bad": fail, "x": lambda: done.append("x")}, workers=1)
+    assert done == ["x"]

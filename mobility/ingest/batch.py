@@ -476,9 +476,7 @@ def _write(
 def concurrently(tasks: dict[str, Callable[[], T]], workers: int) -> dict[str, T]:
     """Each task's result by name, ``workers`` tasks at a time (Spark runs the jobs of several threads at
     once); every task runs to its end even when another fails, then the first failure is raised."""
-    if workers <= 1 or len(tasks) <= 1:
-        return {name: task() for name, task in tasks.items()}
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as pool:
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="ingest") as pool:
         futures = {name: pool.submit(task) for name, task in tasks.items()}
     return {name: future.result() for name, future in futures.items()}
 
