@@ -23,7 +23,8 @@ import duckdb
 from mobility.config import ReferenceSettings, load_settings
 from mobility.ingest import formats
 
-# Every kind: (input glob, silver table, natural key, SELECT of the typed columns over `f`, the split fields).
+# Each CSV kind (files `<kind>*.csv`): its silver table, its natural key (as the step's; the duplicate window
+# of `_reason` names its columns), and the SELECT of its typed columns over `f`, the split fields.
 _DATE = "try_strptime({0}, '%Y-%m-%d')::DATE"
 _CSV = {
     "de": ("spells", "seeker_id, registration_date", f"""
