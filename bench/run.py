@@ -50,7 +50,7 @@ SCALES = {
     "M": Scale("M", 1_000_000, "10g"),
     "L": Scale("L", 6_000_000, "12g"),
 }
-STEPS = ("generate", "ingest", "flows", "train", "recommend", "paths", "report")
+STEPS = ("generate", "ingest", "flows", "publish", "train", "recommend", "paths", "report")
 END_TO_END = STEPS[1:]  # ingest to report: generation excluded
 SILVER = ("silver.spells", "silver.sought_changes", "silver.hires", "silver.offers")
 
@@ -113,6 +113,11 @@ def io_of(step: str, counts: dict[str, object], lake: Lake, settings: Settings) 
     if step == "flows":
         gold = sum(_int(v) for k, v in counts.items() if k.startswith("gold.") and k.endswith(" rows"))
         return rows(lake, SILVER), gold
+    if step == "publish":
+        published = sum(
+            _int(v) for k, v in counts.items() if k.startswith("gold.published_") and k.endswith(" rows")
+        )
+        return published, published
     if step == "train":
         return rows(lake, ["gold.transitions"]), sum(k.endswith(": version") for k in counts)
     if step == "recommend":

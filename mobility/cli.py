@@ -110,6 +110,13 @@ def flows(
 
 
 @app.command()
+def publish(ctx: typer.Context) -> None:
+    """Write gold.published_*, the views that may leave the lake (counts of few people withheld)."""
+    settings: Settings = ctx.obj
+    _print_counts("publish: done", pipeline.run_publish(settings))
+
+
+@app.command()
 def train(
     ctx: typer.Context,
     reproduce: Annotated[

@@ -42,8 +42,11 @@ class Project:
         return Text(self.lang, self.settings.privacy.min_cell)
 
     def published(self, view: str) -> DataFrame:
-        """``gold.published_<view>``: what may leave the team (use these for any figure shown outside)."""
-        return self.lake.read(f"gold.published_{view}")
+        """``gold.published_<view>`` of the last complete build: what may leave the team (use these for any
+        figure shown outside)."""
+        from mobility import publish
+
+        return publish.read_view(self.lake, view)
 
     def ref(self, table: str) -> DataFrame:
         """``ref.<table>``: the referentials (labels, geography)."""

@@ -95,12 +95,11 @@ def run_ingest(settings: Settings, input_dir: Path | None = None) -> dict[str, i
 
 
 def write_flows(lake: Lake, settings: Settings, *, full: bool = False) -> dict[str, int]:
-    """The flows step on ``lake``: the gold tables refreshed or rebuilt (``mobility.gold.write``), then
-    their published views (``mobility.publish.write``); rows and figures."""
-    from mobility import gold, publish
+    """The flows step on ``lake``: the gold tables refreshed or rebuilt (``mobility.gold.write``); rows and
+    figures."""
+    from mobility import gold
 
-    counts = gold.write(lake, settings.flows, full=full)
-    return {**counts, **publish.write(lake, settings.privacy)}
+    return gold.write(lake, settings.flows, full=full)
 
 
 def run_flows(settings: Settings, *, full: bool = False) -> dict[str, int]:
@@ -109,6 +108,15 @@ def run_flows(settings: Settings, *, full: bool = False) -> dict[str, int]:
     see ``mobility.gold``)."""
     with timed("flows"):
         return write_flows(open_lake(settings), settings, full=full)
+
+
+def run_publish(settings: Settings) -> dict[str, int]:
+    """Gold -> gold.published_*: the views that may leave the lake, with small-cell and secondary
+    suppression (``mobility.publish``), rebuilt when the gold tables or the privacy settings changed."""
+    from mobility import publish
+
+    with timed("publish"):
+        return publish.write(open_lake(settings), settings.privacy)
 
 
 def run_train(settings: Settings, *, reproduce: str | None = None) -> dict[str, object]:
@@ -277,6 +285,7 @@ STEPS: tuple[Step, ...] = (
     Step("generate", "write a synthetic dataset in the real input formats", run_generate),
     Step("ingest", "read input files into bronze and silver, with quarantine", run_ingest),
     Step("flows", "build transitions, market and flows", run_flows),
+    Step("publish", "the published views, with disclosure control", run_publish),
     Step("train", "train and register the recommender models", run_train),
     Step("recommend", "score active job seekers with the champion model", run_recommend),
     Step("paths", "multi-step mobility paths", run_paths),

@@ -135,12 +135,13 @@ def gold_frames(gold, lake_with_ref: Lake) -> dict:
 
 
 @pytest.fixture(scope="module")
-def published(gold, lake_with_ref: Lake) -> dict:
-    """The views the flows step published."""
-    from mobility.publish import GOLD_TABLES
+def published(gold, lake_with_ref: Lake, settings: Settings) -> dict:
+    """The views the publish step wrote."""
+    from mobility import publish
 
-    assert all(gold[f"gold.published_{name} rows"] > 0 for name in GOLD_TABLES), gold
-    return {f"published_{name}": lake_with_ref.read(f"gold.published_{name}") for name in GOLD_TABLES}
+    counts = publish.write(lake_with_ref, settings.privacy)
+    assert all(counts[f"gold.published_{name} rows"] > 0 for name in publish.GOLD_TABLES), counts
+    return {f"published_{name}": df for name, df in publish.read(lake_with_ref).items()}
 
 
 def test_published_views_of_generated_data_show_no_small_count_and_resist_the_lp_attack(
@@ -167,3 +168,55 @@ def test_published_views_of_generated_data_show_no_small_count_and_resist_the_lp
         gold_frames["flows_occupation"], published["published_flows_occupation"]
     )
     assert not occupations, f"flows_occupation cells recovered: {occupations}"
+
+
+def test_the_suppression_hides_the_cells_the_spark_solver_it_replaced_hid(gold_frames, settings: Settings):
+    """The vectorised solver (issue 19) against the Spark one it replaced, on the same gold tables of
+    generated data: the same suppressed cells, one by one."""
+    from mobility.publish.views import hidden_cells
+    from tests.support_publish_spark import hidden_cells as spark_hidden_cells
+
+    limits = {"min_cell": settings.privacy.min_cell, "max_rounds": settings.privacy.max_suppression_rounds}
+    new = hidden_cells(gold_frames, **limits)
+    old = spark_hidden_cells(gold_frames, **limits)
+    assert len(new) > 1000
+    assert {"flows", "flows_region", "market", "occupation_mobility_pair"} <= {c[0] for c in new}
+    assert new - old == set() and old - new == set()
+
+
+def test_a_publish_failing_half_way_leaves_readers_on_the_last_complete_build(
+    published, lake_with_ref: Lake, settings: Settings
+):
+    from dataclasses import dataclass
+
+    from mobility import publish
+    from mobility.publish.step import STATE
+
+    @dataclass(frozen=True)
+    class ThirdWriteFails(Lake):
+        """A lake whose third view write fails, after two views of the new build were committed."""
+
+        def overwrite(self, df, table, partition_by=()):  # noqa: ANN001, ANN202
+            if table.startswith("gold.published_") and len(written) == 2:
+                raise OSError("disk full (injected)")
+            version = super().overwrite(df, table, partition_by)
+            written.append(table)
+            return version
+
+    def withheld(df):  # noqa: ANN001, ANN202
+        """How many values the view withholds."""
+        return df.agg(F.sum(F.size("suppressed_columns"))).first()[0]
+
+    written: list[str] = []
+    before = {name: withheld(df) for name, df in publish.read(lake_with_ref).items()}
+    builds = lake_with_ref.read(STATE).count()
+    stricter = settings.privacy.model_copy(update={"min_cell": settings.privacy.min_cell * 4})
+    failing = ThirdWriteFails(lake_with_ref.spark, lake_with_ref.root, lake_with_ref.commit_attempts)
+    with pytest.raises(OSError, match="injected"):
+        publish.write(failing, stricter)
+    assert written == ["gold.published_flows", "gold.published_flows_region"]
+    latest = withheld(lake_with_ref.read("gold.published_flows"))
+    assert latest > before["flows"]  # the new build's first view was written, with more values withheld...
+    after = {name: withheld(df) for name, df in publish.read(lake_with_ref).items()}
+    assert after == before  # ...and readers still see the last complete build, every view of it
+    assert lake_with_ref.read(STATE).count() == builds

@@ -24,11 +24,10 @@ from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 from pyspark.sql import DataFrame
 
-from mobility import figures
+from mobility import figures, publish
 from mobility.config import Settings
 from mobility.errors import MobilityError
-from mobility.lake import Lake
-from mobility.publish import GOLD_TABLES
+from mobility.lake import Lake, LakeError
 from mobility.recommend.card import ModelCard, model_card
 from mobility.report import charts, exports
 from mobility.report.text import Text
@@ -106,13 +105,10 @@ def _chart(t: Text, fig: go.Figure) -> Markup:
 
 
 def _views(lake: Lake) -> dict[str, object]:
-    missing = [t for t in GOLD_TABLES if not lake.exists(f"gold.published_{t}")]
-    if missing:
-        raise MobilityError(
-            f"report: no published views ({', '.join('gold.published_' + m for m in missing)}): "
-            "run `mobility flows` first"
-        )
-    return {t: lake.read(f"gold.published_{t}") for t in GOLD_TABLES}
+    try:
+        return publish.read(lake)
+    except LakeError as error:
+        raise MobilityError(f"report: {error}") from error
 
 
 def sections(

@@ -15,6 +15,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, StructType
 
+from mobility import publish
 from mobility.errors import MobilityError
 from mobility.lake import Lake
 from mobility.publish import GOLD_TABLES
@@ -116,7 +117,7 @@ def dictionary(lake: Lake, lang: str) -> list[tuple[str, str, str, str]]:
     """(view, column, type, description) for every column of every published view."""
     rows = []
     for name in GOLD_TABLES:
-        for field in lake.read(f"gold.published_{name}").schema.fields:
+        for field in publish.read_view(lake, name).schema.fields:
             if field.name not in COLUMNS:
                 raise MobilityError(f"export: column {field.name!r} of published_{name} has no description")
             fr, en = COLUMNS[field.name]
@@ -134,7 +135,7 @@ def write(lake: Lake, out: Path, lang: str) -> dict[str, int]:
     for name in GOLD_TABLES:
         started = time.monotonic()
         view = f"published_{name}"
-        df = lake.read(f"gold.{view}")
+        df = publish.read_view(lake, view)
         _single_file(df, "parquet", out / f"{view}.parquet")
         _single_file(_flat(df), "csv", out / f"{view}.csv", header="true", encoding="UTF-8", escape='"')
         rows[view] = lake.spark.read.parquet(str(out / f"{view}.parquet")).count()

@@ -1,0 +1,99 @@
+"""The publish step: read the gold tables, build the published views, write them as one build.
+
+Delta commits one table at a time, so a build records, once every view is written, the version of each
+(``gold.published_state``); readers read those versions. A build failing half-way leaves views of the new
+build at their latest version, which no reader sees: they keep reading the last complete build.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from mobility.config import PrivacySettings
+from mobility.lake import Lake, LakeError
+from mobility.publish.rules import GOLD_TABLES
+from mobility.publish.views import publish
+
+log = logging.getLogger(__name__)
+
+STATE = "gold.published_state"
+RULES_VERSION = 1  # bump with any change of the rules: views built under other rules are rebuilt
+VIEWS = tuple(f"published_{t}" for t in GOLD_TABLES)
+
+
+def _state(lake: Lake, privacy: PrivacySettings) -> str:
+    """What the views are built from: the settings and the Delta version of every gold table read."""
+    versions = {t: lake.version(f"gold.{t}") for t in GOLD_TABLES}
+    state = {
+        "rules": RULES_VERSION,
+        "min_cell": privacy.min_cell,
+        "max_rounds": privacy.max_suppression_rounds,
+    }
+    return json.dumps({**state, "gold": versions}, sort_keys=True)
+
+
+def _last_build(lake: Lake) -> dict | None:
+    if not lake.exists(STATE):
+        return None
+    last = lake.read(STATE).orderBy(F.col("built_at").desc()).first()  # one row per build
+    return last.asDict() if last is not None else None
+
+
+def up_to_date(lake: Lake, privacy: PrivacySettings) -> bool:
+    """The published views were built from the current gold tables under the current settings."""
+    last = _last_build(lake)
+    return last is not None and bool(last.get("views")) and last["state"] == _state(lake, privacy)
+
+
+def read_view(lake: Lake, view: str) -> DataFrame:
+    """``gold.published_<view>`` as the last complete build wrote it (``view`` with or without the prefix)."""
+    name = view if view.startswith("published_") else f"published_{view}"
+    last = _last_build(lake)
+    if last is None or name not in (last.get("views") or {}):
+        raise LakeError(
+            f"no published views (gold.{name} of a complete build): "
+            "run `mobility publish` (after `mobility flows`)"
+        )
+    return lake.read(f"gold.{name}", version=last["views"][name])
+
+
+def read(lake: Lake) -> dict[str, DataFrame]:
+    """Every published view of the last complete build, keyed by gold table name."""
+    return {t: read_view(lake, t) for t in GOLD_TABLES}
+
+
+def write(lake: Lake, privacy: PrivacySettings) -> dict[str, int]:
+    """Replace the published views by those of the current gold tables, unless they are up to date; rows
+    and suppressed rows per view. Rebuilt whole: the views are small aggregates, and secondary suppression
+    links cells across periods, so a partial rebuild is not exact."""
+    if up_to_date(lake, privacy):
+        log.info("publish: the published views are up to date with the gold tables")
+        return {"published views up to date": 1}
+    began = time.monotonic()
+    build = uuid.uuid4().hex
+    state = _state(lake, privacy)
+    gold = {t: lake.read(f"gold.{t}") for t in GOLD_TABLES}
+    views = publish(gold, min_cell=privacy.min_cell, max_rounds=privacy.max_suppression_rounds)
+    counts: dict[str, int] = {}
+    versions: dict[str, int] = {}
+    for name, df in views.items():
+        versions[name] = lake.overwrite(df, f"gold.{name}")
+        written = lake.read(f"gold.{name}", version=versions[name])
+        figures = written.agg(F.count(F.lit(1)), F.count(F.when(F.col("suppressed"), 1))).first()  # one row
+        counts[f"gold.{name} rows"], counts[f"gold.{name} suppressed rows"] = figures[0], figures[1]
+        log.info("publish: wrote gold.%s: %d rows, %d with suppressed cells", name, figures[0], figures[1])
+    row = lake.spark.createDataFrame(
+        [(build, state, versions)], "build_id string, state string, views map<string, bigint>"
+    ).withColumn("built_at", F.current_timestamp())
+    lake.append(row, STATE)
+    seconds = time.monotonic() - began
+    log.info(
+        "publish: build %s, %d views, min_cell %d, in %.1f s", build, len(views), privacy.min_cell, seconds
+    )
+    return counts
