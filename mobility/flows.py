@@ -12,20 +12,21 @@ Period
     job seekers in stock in the origin occupation and region at the start of the period, i.e. the market
     stock at the end of the month before it (``mobility.market``; 0 when the market has no row then).
     ``rate``: ``moves / seekers_at_origin`` (null when no seeker; it can exceed 1, as seekers registered
-    during the period also move). ``median_days_to_move``: approximate median (``percentile_approx``) of
-    ``days_to_move``. ``share_via_offers``: share of the hires made through an offer of ``silver.offers``
-    (reorientations never are; null when the row has no hire). ``dest_offers``, ``dest_positions``: offers
-    published (and their positions) in the destination occupation and region during the period (regional
-    market: offers placed nationally or abroad are not counted). ``dest_tension``: those offers per
+    during the period also move). ``median_days_to_move``: the lower median of ``days_to_move`` (the least
+    value reached by half of the moves with a delay), exact. ``share_via_offers``: share of the hires made
+    through an offer of ``silver.offers`` (reorientations never are; null when the row has no hire).
+    ``dest_offers``, ``dest_positions``: offers published (and their positions) in the destination
+    occupation and region during the period (regional market: offers placed nationally or abroad are not
+    counted). ``dest_tension``: those offers per
     month-end seeker of the destination over the period's months (offers of the period / sum of the month-end
     stocks; null when no seeker), the mean monthly tension of the period.
 Coarser views (``region_flows``, ``occupation_flows``, ``grand_domaine_flows``)
     The same aggregation of the same transitions on coarser keys: region -> region, occupation ->
-    occupation, grand domaine (first letter of the code) -> grand domaine. Their additive columns (moves,
-    hires, reorientations, offers) are the sums of ``gold.flows`` rows; the median and the origin stock are
-    not additive across rows, which is why the views aggregate transitions rather than flows rows. The
-    stock at origin is that of the coarse origin (e.g. the whole region), the destination market that of
-    the coarse destination.
+    occupation, grand domaine (first letter of the code) -> grand domaine. The transitions are counted once
+    (``move_counts``: per fine pair, period and delay in days) and every view rolls those counts up: the
+    additive columns add, and the counts per delay form a histogram whose median is exact at every level
+    (an approximate median would not roll up). The stock at origin is that of the coarse origin (e.g. the
+    whole region), the destination market that of the coarse destination.
 Indicators (additive: they read any flows table holding the columns they need)
     ``region_balance``: per region (and period), ``inflow`` (moves into the region from another region),
     ``outflow`` (moves out of it to another region), ``net = inflow - outflow``, ``internal`` (moves
@@ -98,19 +99,60 @@ def period_label(start: Column, period: str) -> Column:
     return F.year(start).cast("string")
 
 
+def move_counts(transitions: DataFrame, *, period: str = "quarter") -> DataFrame:
+    """The transitions counted once, per fine pair (``from_rome``, ``from_region``, ``to_rome``,
+    ``to_region``), ``period_start`` and ``days_to_move``: ``moves``, ``hires``, ``reorientations``,
+    ``_via_offer``. Every flows view rolls these up."""
+    fine = [*(f"from_{d}" for d in FLOW_KEYS), *(f"to_{d}" for d in FLOW_KEYS)]
+    is_hire = F.col("kind") == "hire"
+    return transitions.groupBy(
+        *fine, period_start(F.col("move_date"), period).alias("period_start"), "days_to_move"
+    ).agg(
+        F.count(F.lit(1)).alias("moves"),
+        F.count(F.when(is_hire, 1)).alias("hires"),
+        F.count(F.when(F.col("kind") == "reorientation", 1)).alias("reorientations"),
+        F.count(F.when(is_hire & F.col("via_offer"), 1)).alias("_via_offer"),
+    )
+
+
+_COUNTS = ("moves", "hires", "reorientations", "_via_offer")
+
+
+def rolled_up(counts: DataFrame, keys: Sequence[str]) -> DataFrame:
+    """``move_counts`` summed per ``keys`` (columns of the counts), with the exact lower median of the delay:
+    the least ``days_to_move`` at which the running count of moves with a delay reaches half of them."""
+    names = list(keys)
+    per_day = counts.groupBy(*keys, "days_to_move").agg(*(F.sum(c).alias(c) for c in _COUNTS))
+    dated = F.when(F.col("days_to_move").isNotNull(), F.col("moves")).otherwise(0)
+    ordered = Window.partitionBy(*names).orderBy("days_to_move")
+    running = F.sum(dated).over(ordered.rowsBetween(Window.unboundedPreceding, Window.currentRow))
+    whole = F.sum(dated).over(ordered.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing))
+    reached = F.col("days_to_move").isNotNull() & (2 * F.col("_running") >= F.col("_dated"))
+    return (
+        per_day.withColumns({"_running": running, "_dated": whole})
+        .groupBy(*names)
+        .agg(
+            *(F.sum(c).cast("long").alias(c) for c in _COUNTS),
+            F.min(F.when(reached, F.col("days_to_move"))).alias("median_days_to_move"),
+        )
+    )
+
+
 def flows(
     transitions: DataFrame,
     market_region: DataFrame,
     *,
     period: str = "quarter",
     by: Sequence[str] = FLOW_KEYS,
+    counts: DataFrame | None = None,
 ) -> DataFrame:
     """``gold.flows`` (``by`` = rome, region) or a coarser view (``by`` a subset of ``DIMENSIONS``).
 
     ``transitions``: ``gold.transitions``; ``market_region``: the regional ``gold.market`` at the same
     occupation level. Columns: ``from_<d>`` for d in ``by``, ``to_<d>``, ``period``, ``period_start``,
     ``moves``, ``hires``, ``reorientations``, ``seekers_at_origin``, ``rate``, ``median_days_to_move``,
-    ``share_via_offers``, ``dest_offers``, ``dest_positions``, ``dest_tension``.
+    ``share_via_offers``, ``dest_offers``, ``dest_positions``, ``dest_tension``. ``counts``: the
+    transitions' ``move_counts`` for this period, when the caller has them (several views read them).
     """
     check_period(period)
     unknown = [d for d in by if d not in DIMENSIONS]
@@ -118,22 +160,16 @@ def flows(
         raise ValueError(f"by {list(by)!r}: expected dimensions among {', '.join(DIMENSIONS)}")
     origin_keys = [f"from_{d}" for d in by]
     destination_keys = [f"to_{d}" for d in by]
-    moves = transitions.select(
+    if counts is None:
+        counts = move_counts(transitions, period=period)
+    view = counts.select(
         *(DIMENSIONS[d][0]("from").alias(f"from_{d}") for d in by),
         *(DIMENSIONS[d][0]("to").alias(f"to_{d}") for d in by),
-        period_start(F.col("move_date"), period).alias("period_start"),
-        "kind",
-        "via_offer",
+        "period_start",
         "days_to_move",
+        *_COUNTS,
     )
-    is_hire = F.col("kind") == "hire"
-    counted = moves.groupBy(*origin_keys, *destination_keys, "period_start").agg(
-        F.count(F.lit(1)).alias("moves"),
-        F.count(F.when(is_hire, 1)).alias("hires"),
-        F.count(F.when(F.col("kind") == "reorientation", 1)).alias("reorientations"),
-        F.count(F.when(is_hire & F.col("via_offer"), 1)).alias("_via_offer"),
-        F.percentile_approx("days_to_move", 0.5).alias("median_days_to_move"),
-    )
+    counted = rolled_up(view, [*origin_keys, *destination_keys, "period_start"])
 
     area = market_region.select(
         *(DIMENSIONS[d][1]().alias(d) for d in by), "month", "seekers_stock", "offers_published", "positions"
@@ -326,19 +362,26 @@ def market_tables(
 
 
 def flows_tables(
-    transitions: DataFrame, market_region: DataFrame, *, period: str = "quarter"
+    transitions: DataFrame, market_region: DataFrame, *, period: str = "quarter", persist: bool = False
 ) -> dict[str, DataFrame]:
     """The per-period tables: ``flows``, its coarser views and ``region_balance``. Each period depends only
     on the transitions of the period and the market of its months and the month before, which is what lets
-    a refresh recompute only the periods a batch touched."""
-    fine = flows(transitions, market_region, period=period)
-    return {
-        "flows": fine,
-        "flows_region": region_flows(transitions, market_region, period=period),
-        "flows_occupation": occupation_flows(transitions, market_region, period=period),
-        "flows_grand_domaine": grand_domaine_flows(transitions, market_region, period=period),
-        "region_balance": region_balance(fine),
+    a refresh recompute only the periods a batch touched. The transitions are counted once for the four
+    views (kept in memory and on disk with ``persist``; the caller releases them)."""
+    counts = move_counts(transitions, period=period)
+    if persist:
+        counts = counts.persist(StorageLevel.MEMORY_AND_DISK)
+    views = {
+        "flows": FLOW_KEYS,
+        "flows_region": ("region",),
+        "flows_occupation": ("rome",),
+        "flows_grand_domaine": ("grand_domaine",),
     }
+    out = {
+        name: flows(transitions, market_region, period=period, by=by, counts=counts)
+        for name, by in views.items()
+    }
+    return {**out, "region_balance": region_balance(out["flows"])}
 
 
 def summary_tables(
@@ -416,7 +459,7 @@ def build_gold(
     markets = market_tables(facts, rolling_months=rolling_months)
     if persist:
         markets["market"] = markets["market"].persist(StorageLevel.MEMORY_AND_DISK)
-    per_period = flows_tables(transitions, markets["market"], period=period)
+    per_period = flows_tables(transitions, markets["market"], period=period, persist=persist)
     return {
         "transitions": transitions,
         "transitions_quality": built.quality,

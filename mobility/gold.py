@@ -22,7 +22,7 @@ What a refresh does
     4. ``gold.flows`` and the per-period tables (by ``period_start``): the periods holding a changed
        transition month, and every period from the first touched market month's on.
     5. ``occupation_mobility`` and ``unusual_pairs`` (over every period) are small aggregates of the tables
-       above: rebuilt whole (as are the published views after, by ``mobility.publish.write``).
+       above: rebuilt whole (as are the published views, by the publish step after it).
     A refresh falls back to a full build when the state of the last build is missing, when the flows
     settings or the reference tables changed since, or when silver changed in a way no batch explains.
 
@@ -298,7 +298,9 @@ def refresh(lake: Lake, options: FlowsSettings) -> dict[str, int] | None:
                 "period_start", period_start(F.col("move_date"), options.period)
             )
             chosen = transitions.where(condition).drop("period_start")
-            for name, df in flows_tables(chosen, lake.read("gold.market"), period=options.period).items():
+            for name, df in flows_tables(
+                chosen, lake.read("gold.market"), period=options.period, persist=True
+            ).items():
                 _replace(lake, name, df.where(condition), condition)
         log.info("flows: periods recomputed: %s", condition or "none")
 

@@ -444,9 +444,16 @@ def build_transitions(
         F.count(F.when(F.col("_offer_other_occupation"), 1)).alias("hires_offer_other_occupation"),
         F.count(F.when(F.col("_offer_other_departement"), 1)).alias("hires_offer_other_departement"),
     )
-    change_figures = match_changes(spells, sought_changes).agg(
-        F.count(F.lit(1)).alias("sought_changes"),
-        F.count(F.when(F.col("registration_date").isNull(), 1)).alias("sought_changes_without_spell"),
+    # A change inside a spell is a segment after the spell's first (spells are unique per seeker and day):
+    # the changes outside every spell are the others, with no second range join to find them.
+    in_spell = segments.agg(F.count(F.when(F.col("seg_index") > 1, 1)).alias("_in_spell"))
+    change_figures = (
+        sought_changes.agg(F.count(F.lit(1)).alias("sought_changes"))
+        .crossJoin(in_spell)
+        .select(
+            "sought_changes",
+            (F.col("sought_changes") - F.col("_in_spell")).alias("sought_changes_without_spell"),
+        )
     )
     move_figures = moves.agg(
         F.count(F.when(F.col("kind") == "reorientation", 1)).alias("reorientations"),
