@@ -33,8 +33,7 @@ from pyspark.sql import SparkSession
 from mobility import reference, synth
 from mobility.config import load_settings
 from mobility.ingest import ingest
-from mobility.ingest.batch import concurrently
-from mobility.lake import Lake
+from mobility.lake import Lake, concurrently
 from mobility.spark import get_spark
 from mobility.synth.extract import write_extract
 

@@ -21,8 +21,10 @@ import random
 import re
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from delta.exceptions import (
     ConcurrentAppendException,
@@ -41,6 +43,7 @@ from pyspark.sql.types import StructType
 from mobility.errors import MobilityError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ZONES = ("bronze", "silver", "ref", "gold")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -254,3 +257,12 @@ class Lake:
         metrics = {k: v for k, v in (info.get("operationMetrics") or {}).items() if k in _LOGGED_METRICS}
         log.info("%s %s -> version %d %s", operation, table, version, metrics or "")
         return version
+
+
+def concurrently(tasks: dict[str, Callable[[], T]], workers: int) -> dict[str, T]:
+    """Each task's result by name, ``workers`` tasks at a time (Spark runs the jobs of several threads of one
+    session at once: small writes are mostly Delta's fixed costs, which overlap); every task runs to its
+    end even when another fails, then the first failure is raised."""
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="lake") as pool:
+        futures = {name: pool.submit(task) for name, task in tasks.items()}
+    return {name: future.result() for name, future in futures.items()}

@@ -116,7 +116,9 @@ def run_publish(settings: Settings) -> dict[str, int]:
     from mobility import publish
 
     with timed("publish"):
-        return publish.write(open_lake(settings), settings.privacy)
+        return publish.write(
+            open_lake(settings), settings.privacy, parallel_writes=settings.lake.parallel_writes
+        )
 
 
 def run_train(settings: Settings, *, reproduce: str | None = None) -> dict[str, object]:

@@ -15,9 +15,9 @@ from pyspark.testing import assertDataFrameEqual
 
 from mobility.config import Settings
 from mobility.ingest import IngestReport, RejectRateError, enforce_reject_rate, ingest
-from mobility.ingest.batch import concurrently, seeker_update, seekers_of
+from mobility.ingest.batch import seeker_update, seekers_of
 from mobility.ingest.readers import InputError, discover
-from mobility.lake import Lake
+from mobility.lake import Lake, concurrently
 
 DE_HEADER = "IDX;DATINS;DATANN;MOTINS;MOTANN;CATREGR;DEPCOM;ROME;ROMEAPL;SEXE;NIVFOR;ANNAIS;LIBCOM"
 DE = [

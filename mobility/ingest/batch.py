@@ -30,12 +30,10 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -70,10 +68,9 @@ from mobility.ingest.conform import (
 )
 from mobility.ingest.readers import SourceFile, csv_lines, csv_records, discover, offer_records, split_offsets
 from mobility.ingest.references import References, load_references
-from mobility.lake import Lake
+from mobility.lake import Lake, concurrently
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 COLUMNS = {"spells": SPELL_COLUMNS, "sought_changes": CHANGE_COLUMNS, "hires": HIRE_COLUMNS,
            "offers": OFFER_COLUMNS}  # fmt: skip
@@ -471,14 +468,6 @@ def _write(
         seekers = seekers_of(lake.read("silver.spells"))
         properties = silver_properties(seekers, ["seeker_id"])
         lake.merge(seekers, "silver.seekers", ["seeker_id"], properties=properties)
-
-
-def concurrently(tasks: dict[str, Callable[[], T]], workers: int) -> dict[str, T]:
-    """Each task's result by name, ``workers`` tasks at a time (Spark runs the jobs of several threads at
-    once); every task runs to its end even when another fails, then the first failure is raised."""
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="ingest") as pool:
-        futures = {name: pool.submit(task) for name, task in tasks.items()}
-    return {name: future.result() for name, future in futures.items()}
 
 
 def enforce_reject_rate(report: IngestReport, max_rate: float) -> None:

@@ -125,9 +125,7 @@ def _published(
     also the columns of ``altered`` under theirs: values shortened rather than nulled)."""
     rules = dict(withheld)
     listed = {**rules, **(altered or {})}
-    names = F.filter(
-        F.array(*(F.when(listed[c], F.lit(c)) for c in columns if c in listed)), lambda n: n.isNotNull()
-    )
+    names = F.array_compact(F.array(*(F.when(listed[c], F.lit(c)) for c in columns if c in listed)))
     return [
         *(F.when(~rules[c], F.col(c)).alias(c) if c in rules else F.col(c) for c in columns),
         (F.size(names) > 0).alias("suppressed"),
@@ -139,7 +137,15 @@ def _flagged(gold: DataFrame, rows: pd.DataFrame, flags: pd.DataFrame) -> DataFr
     """The gold rows (as collected) with their flags, back in Spark under the gold schema."""
     schema = T.StructType([*gold.schema.fields, *(T.StructField(c, T.BooleanType()) for c in flags.columns)])
     frame = pd.concat([rows[gold.columns].reset_index(drop=True), flags.reset_index(drop=True)], axis=1)
-    return gold.sparkSession.createDataFrame(frame, schema)
+    # Under spark.sql.execution.arrow.localRelationThreshold, the frame becomes a local relation, whose
+    # projections the optimiser folds on the driver, row by row: a shuffle keeps the rules' columns in tasks.
+    most = int(gold.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    return gold.sparkSession.createDataFrame(frame, schema).repartition(
+        max(1, min(most, -(-len(frame) // _ROWS_PER_FILE)))
+    )
+
+
+_ROWS_PER_FILE = 200_000  # the published views are small: a file per task, and few tasks
 
 
 def _published_flows(table: str, df: DataFrame, m: int) -> DataFrame:
