@@ -584,3 +584,19 @@ def test_no_suppressed_cell_of_a_published_flows_table_can_be_recovered_by_linea
 def test_publish_needs_every_gold_table(gold: dict[str, DataFrame]):
     with pytest.raises(ValueError, match="missing: market_national"):
         publish({k: v for k, v in gold.items() if k != "market_national"}, min_cell=5, max_rounds=MAX_ROUNDS)
+
+
+def test_a_model_without_any_cell_solves_and_hides_nothing():
+    """Gold tables without a move nor a market row (a lake of offers only) publish empty views."""
+    import pandas as pd
+
+    from mobility.publish.model import Cells, Model
+
+    empty = pd.DataFrame({"k": pd.Series([], dtype=object), "n": pd.Series([], dtype="float64")})
+    model = Model(MIN_CELL)
+    cells = Cells(empty, "t", ("k",), "n")
+    model.add(cells, "t", "n")
+    model.line("all", cells, ("k",))
+    model.solve(MAX_ROUNDS)
+    assert model.hidden("t", "n", pd.DataFrame({"k": ["a"]}), ("k",)).tolist() == [False]
+    assert model.suppressed() == []

@@ -215,6 +215,8 @@ class Model:
         return self._names.code(cells.row, cells.df, cells.keys, cells.system)[rows]
 
     def _find(self, codes: np.ndarray) -> np.ndarray:
+        if not len(self._cells):  # no cell at all (gold tables without a move nor a market row)
+            return np.full(len(codes), -1, dtype=np.int64)
         at = np.minimum(np.searchsorted(self._cells, codes), len(self._cells) - 1)
         return np.where((codes >= 0) & (self._cells[at] == codes), at, -1)
 
@@ -265,7 +267,9 @@ class Model:
         if self._hidden is None:
             raise RuntimeError("Model.hidden before Model.solve")
         ids = self._find(self._names.code(row, df, keys, system))
-        return np.where(ids >= 0, self._hidden[np.maximum(ids, 0)], False)
+        out = np.zeros(len(ids), dtype=bool)
+        out[ids >= 0] = self._hidden[ids[ids >= 0]]
+        return out
 
     def suppressed(self) -> list[tuple[str, ...]]:
         """The names of every suppressed cell (row, key texts..., system): what two solvers can be compared
