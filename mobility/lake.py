@@ -37,6 +37,7 @@ from delta.exceptions import (
     ProtocolChangedException,
 )
 from delta.tables import DeltaTable
+from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
@@ -189,12 +190,17 @@ class Lake:
 
         def write() -> None:
             if not self.exists(table):
-                # "append" creates the table (its properties are options prefixed "delta."); a writer that
-                # created it first makes this a conflict, and the retry merges (an "overwrite" here would
-                # erase the other writer's rows).
-                writer = df.write.format("delta").mode("append").options(**(properties or {}))
-                (writer.partitionBy(*partition_by) if partition_by else writer).save(self.path(table))
-                return
+                # The first write creates the table (its properties are options prefixed "delta."), in a mode
+                # that refuses a table another writer created since the check: an "append" would add this
+                # batch's rows beside that writer's (the same keys twice), an "overwrite" would erase them.
+                # Both creating version 0 at once is a commit conflict, and the retry merges.
+                writer = df.write.format("delta").mode("errorifexists").options(**(properties or {}))
+                try:
+                    (writer.partitionBy(*partition_by) if partition_by else writer).save(self.path(table))
+                    return
+                except AnalysisException:
+                    if not self.exists(table):
+                        raise
             target = DeltaTable.forPath(self.spark, self.path(table)).alias("t")
             merge = target.merge(df.alias("s"), condition)
             if update_set is not None:

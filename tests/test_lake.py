@@ -76,6 +76,35 @@ def test_merging_the_same_batch_twice_changes_no_row(lake: Lake):
     assert (metrics["numTargetRowsUpdated"], metrics["numTargetRowsInserted"]) == ("0", "0")
 
 
+class _LateLake(Lake):
+    """A lake whose first existence check of a table comes too late: another writer created the table
+    between the check and the write, as two ingests loading at once do."""
+
+    def __init__(self, lake: Lake) -> None:
+        super().__init__(lake.spark, lake.root)
+        self.stale: set[str] = set()
+
+    def exists(self, table: str) -> bool:
+        if table in self.stale:
+            self.stale.discard(table)
+            return False
+        return super().exists(table)
+
+
+def test_a_first_merge_into_a_table_another_writer_just_created_merges_instead_of_doubling_keys(lake: Lake):
+    spark = lake.spark
+    schema = "k string, v int"
+    other = spark.createDataFrame([("k1", 1), ("k2", 2)], schema)
+    lake.merge(other, "silver.t_race", ["k"])  # the other writer, first
+    late = _LateLake(lake)
+    late.stale.add("silver.t_race")
+
+    late.merge(spark.createDataFrame([("k2", 20), ("k3", 3)], schema), "silver.t_race", ["k"])
+
+    expected = spark.createDataFrame([("k1", 1), ("k2", 20), ("k3", 3)], schema)
+    assertDataFrameEqual(lake.read("silver.t_race"), expected)
+
+
 def test_writes_without_keys_or_partitions_are_refused(lake: Lake):
     df = lake.spark.createDataFrame([(1,)], "x int")
     with pytest.raises(LakeError, match="needs key columns"):
