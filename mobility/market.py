@@ -47,8 +47,10 @@ occupation, or without an area at the chosen geography, are left out.
 Two steps: ``market_facts`` (the expensive one: the spells' occupation segments, hires and offers reduced
 to monthly facts per occupation, region and département) and ``market_table`` (one geography from those
 facts), so that the three tables share one computation of the facts; ``market`` chains them. Native Spark
-only: stocks are running sums of entries (+1) and exits (-1) per (occupation, area) over a dense month grid
-(the occupation-area pairs seen times the calendar), rolling values range windows over a month index.
+only, one shuffle per table (by occupation and area, kept by the month sums and both windows): stocks are
+running sums of entries (+1) and exits (-1) over the months holding a fact, each stretched to the month
+before the next one (a grid of every area times the calendar, joined to the facts, cost a shuffle per step);
+rolling values are range windows over a month index.
 """
 
 from __future__ import annotations
@@ -118,14 +120,13 @@ def market_facts(
         df: DataFrame, occupation: str, region: Column, departement: Column, *facts: Column
     ) -> DataFrame:
         """Rows of (keys, fact fields) from the facts (null: none) each row of ``df`` holds."""
-        found = F.filter(F.array(*facts), lambda fact: fact.isNotNull())
         exploded = df.select(
             F.col(occupation).alias("rome"),
             region.alias("code_region"),
             departement.alias("code_departement"),
-            F.explode(found).alias("_fact"),
+            F.explode(F.array(*facts)).alias("_fact"),
         )
-        return exploded.select(*keys, "_fact.*")
+        return exploded.where(F.col("_fact").isNotNull()).select(*keys, "_fact.*")
 
     # One pass over the segments of spells: stock entries and exits, registrations, exits to work.
     if segments is None:
@@ -199,7 +200,7 @@ def market_table(
     known = F.lit(True)
     for key in area:
         known &= F.col(key).isNotNull()
-    monthly = facts.where(known).groupBy(*keys, "month").agg(*(F.sum(c).alias(c) for c in MEASURES))
+    monthly = facts.where(known).select(*keys, "month", *MEASURES)
 
     # The calendar, as a one-row frame (no collect): data bounds unless given.
     bounds = monthly.agg(F.min("month").alias("_first"), F.max("month").alias("_last"))
@@ -207,15 +208,12 @@ def market_table(
         bounds = bounds.withColumn("_first", F.trunc(F.lit(first_month), "month"))
     if last_month is not None:
         bounds = bounds.withColumn("_last", F.trunc(F.lit(last_month), "month"))
-    bounds = F.broadcast(bounds)
-    months = bounds.select(
-        F.explode(F.sequence("_first", "_last", F.expr("INTERVAL 1 MONTH"))).alias("month")
-    )
 
     # Facts before the calendar only carry their stock into its first month; facts after it are dropped.
+    # One shuffle: by area, which the month sums and both windows below keep.
     before = F.col("month") < F.col("_first")
     clamped = (
-        monthly.crossJoin(bounds)
+        monthly.crossJoin(F.broadcast(bounds))
         .where(F.col("month") <= F.col("_last"))
         .select(
             *keys,
@@ -223,21 +221,44 @@ def market_table(
             "stock_delta",
             *(F.when(before, F.lit(0)).otherwise(F.col(name)).alias(name) for name in _FLOWS),
         )
+        .repartition(*keys)
         .groupBy(*keys, "month")
         .agg(*(F.sum(c).alias(c) for c in MEASURES))
     )
-    grid = clamped.select(*keys).distinct().crossJoin(F.broadcast(months))
-    dense = (
-        grid.join(clamped, [*keys, "month"], "left")
-        .fillna(0, subset=list(MEASURES))
-        .withColumn("_index", _month_index(F.col("month")))
+    # The months without a fact: each fact month stretched to the month before the next (the calendar's last
+    # for the last), carrying its stock, with no flow. The months before an area's first fact would hold
+    # only zeros: they are not made (they count in ``rolling_months`` all the same).
+    by_month = Window.partitionBy(*keys).orderBy("month")
+    running = by_month.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    stretched = clamped.crossJoin(F.broadcast(bounds)).select(
+        *keys,
+        "month",
+        F.sum("stock_delta").over(running).alias("seekers_stock"),
+        *_FLOWS,
+        F.coalesce(F.add_months(F.lead("month").over(by_month), -1), F.col("_last")).alias("_until"),
+        _month_index(F.col("_first")).alias("_first_index"),
+    )
+    dense = stretched.select(
+        *keys,
+        F.explode(F.sequence("month", "_until", F.expr("INTERVAL 1 MONTH"))).alias("_month"),
+        "month",
+        "seekers_stock",
+        *_FLOWS,
+        "_first_index",
+    ).select(
+        *keys,
+        F.col("_month").alias("month"),
+        "seekers_stock",
+        *(
+            F.when(F.col("_month") == F.col("month"), F.col(name)).otherwise(F.lit(0)).alias(name)
+            for name in _FLOWS
+        ),
+        _month_index(F.col("_month")).alias("_index"),
+        "_first_index",
     )
 
-    running = (
-        Window.partitionBy(*keys).orderBy("_index").rowsBetween(Window.unboundedPreceding, Window.currentRow)
-    )
-    dense = dense.withColumn("seekers_stock", F.sum("stock_delta").over(running))
     window = Window.partitionBy(*keys).orderBy("_index").rangeBetween(-(rolling_months - 1), 0)
+    months = F.least(F.lit(rolling_months), F.col("_index") - F.col("_first_index") + 1)
     stock_sum = F.sum("seekers_stock").over(window)
     out = dense.select(
         *keys,
@@ -248,9 +269,9 @@ def market_table(
             "tension"
         ),
         *(F.sum(name).over(window).alias(f"{name}_rolling") for name in _FLOWS),
-        (stock_sum / F.count(F.lit(1)).over(window)).alias("seekers_stock_avg_rolling"),
+        (stock_sum / months).alias("seekers_stock_avg_rolling"),
         F.when(stock_sum > 0, F.sum("offers_published").over(window) / stock_sum).alias("tension_rolling"),
-        F.count(F.lit(1)).over(window).cast("int").alias("rolling_months"),
+        months.cast("int").alias("rolling_months"),
     )
     anything = F.col("seekers_stock") != 0
     for name in _FLOWS:
