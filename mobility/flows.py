@@ -367,7 +367,8 @@ def flows_tables(
     """The per-period tables: ``flows``, its coarser views and ``region_balance``. Each period depends only
     on the transitions of the period and the market of its months and the month before, which is what lets
     a refresh recompute only the periods a batch touched. The transitions are counted once for the four
-    views (kept in memory and on disk with ``persist``; the caller releases them)."""
+    views; with ``persist`` those counts and ``flows`` (read by ``region_balance`` and the indicators) are
+    kept in memory and on disk, for the caller to release."""
     counts = move_counts(transitions, period=period)
     if persist:
         counts = counts.persist(StorageLevel.MEMORY_AND_DISK)
@@ -381,6 +382,8 @@ def flows_tables(
         name: flows(transitions, market_region, period=period, by=by, counts=counts)
         for name, by in views.items()
     }
+    if persist:  # read by region_balance and the indicators
+        out["flows"] = out["flows"].persist(StorageLevel.MEMORY_AND_DISK)
     return {**out, "region_balance": region_balance(out["flows"])}
 
 
@@ -423,8 +426,8 @@ def build_gold(
     figures (``mobility.transitions``) for the caller to log (and store if it likes).
 
     The frames are lazy. With ``persist``, the spells' occupation segments (read by the transitions and the
-    market alike), the matched hires, ``transitions``, ``market_facts`` and ``market`` are persisted
-    (memory and disk), so that writing the tables one after the other computes each once; the caller
+    market alike), the matched hires, ``transitions``, ``market_facts``, ``market``, the move counts and
+    ``flows`` are persisted (memory and disk), so that writing these first computes each once; the caller
     releases them when done (``spark.catalog.clearCache()`` at the end of the step). The keyword arguments
     are the step's settings, documented in ``mobility.transitions``, ``mobility.market`` and this module.
     """
