@@ -59,8 +59,11 @@ hires_naming_offer, hires_via_offer, hires_unknown_offer, hires_offer_other_occu
 hires_offer_other_departement, sought_changes, sought_changes_without_spell, reorientations, transitions.
 The caller logs them; by construction ``transitions = hires_matched + reorientations``.
 
-All of it is Spark expressions: the hire -> spell range join is an equi-join on ``seeker_id`` filtered by
-the date range, the most recent spell picked with ``max_by``; reference tables are broadcast.
+All of it is Spark expressions: the change -> spell and hire -> spell range joins are equi-joins on
+``seeker_id`` filtered by the date range, the most recent spell picked with ``max`` (``max_by``), the
+record's own columns carried through the aggregation rather than joined back; the segments come from one
+shuffle of spells and owned changes by seeker, with windows per seeker and per spell; reference tables are
+broadcast.
 """
 
 from __future__ import annotations
@@ -133,26 +136,6 @@ class Transitions:
 # ------------------------------------------------------------------------------------ spell segments
 
 
-def match_changes(spells: DataFrame, sought_changes: DataFrame) -> DataFrame:
-    """Each change of the occupation sought with ``registration_date`` of the spell it belongs to: the
-    seeker's most recent spell with ``registration_date <= start_date <= end_date`` (null: none)."""
-    changes = sought_changes.select("seeker_id", "start_date", *_CODES)
-    spell = spells.select(
-        "seeker_id", F.col("registration_date").alias("_reg"), F.col("end_date").alias("_end")
-    )
-    inside = (F.col("_reg") <= F.col("start_date")) & (
-        F.col("_end").isNull() | (F.col("start_date") <= F.col("_end"))
-    )
-    owner = (
-        changes.select("seeker_id", "start_date")
-        .join(spell, "seeker_id")
-        .where(inside)
-        .groupBy("seeker_id", "start_date")
-        .agg(F.max("_reg").alias("registration_date"))
-    )
-    return changes.join(owner, ["seeker_id", "start_date"], "left")
-
-
 def occupation_segments(spells: DataFrame, sought_changes: DataFrame, *, level: str = "rome_v3") -> DataFrame:
     """One row per stretch of a spell during which one occupation is sought (see the module docstring).
 
@@ -166,34 +149,75 @@ def occupation_segments(spells: DataFrame, sought_changes: DataFrame, *, level: 
     so that overlapping spells count a seeker once (the most recent wins).
     """
     check_level(level)
-    by_seeker = Window.partitionBy("seeker_id").orderBy("registration_date")
+    # Each change with the registration date of the spell it belongs to (changes outside every spell drop
+    # out); its codes ride along, functionally dependent on its key, so nothing is joined back.
     spell = spells.select(
-        "seeker_id", "registration_date", "end_date", "category", "end_reason", "code_commune",
-        "code_departement", "code_region", *_CODES,
-    ).withColumn("next_registration", F.lead("registration_date").over(by_seeker))  # fmt: skip
-    attributes = spell.select(*_SPELL_ATTRIBUTES)
-    first = spell.select(
-        *_SPELL_ATTRIBUTES, F.col("registration_date").alias("seg_start"), F.lit(0).alias("_order"), *_CODES
+        "seeker_id", F.col("registration_date").alias("_reg"), F.col("end_date").alias("_end")
     )
-    changes = match_changes(spells, sought_changes).where(F.col("registration_date").isNotNull())
-    later = changes.join(attributes, ["seeker_id", "registration_date"]).select(
-        *_SPELL_ATTRIBUTES, F.col("start_date").alias("seg_start"), F.lit(1).alias("_order"), *_CODES
+    inside = (F.col("_reg") <= F.col("start_date")) & (
+        F.col("_end").isNull() | (F.col("start_date") <= F.col("_end"))
     )
+    later = (
+        sought_changes.select("seeker_id", "start_date", *_CODES)
+        .join(spell, "seeker_id")
+        .where(inside)
+        .groupBy("seeker_id", "start_date", *_CODES)
+        .agg(F.max("_reg").alias("registration_date"))
+        .select(
+            "seeker_id",
+            "registration_date",
+            F.lit(None).alias("_spell"),
+            F.col("start_date").alias("seg_start"),
+            F.lit(1).alias("_order"),
+            *_CODES,
+        )
+    )
+    attributes = [
+        c for c in _SPELL_ATTRIBUTES if c not in ("seeker_id", "registration_date", "next_registration")
+    ]
+    first = spells.select(
+        "seeker_id",
+        "registration_date",
+        F.struct(*attributes).alias("_spell"),
+        F.col("registration_date").alias("seg_start"),
+        F.lit(0).alias("_order"),
+        *_CODES,
+    )
+    later = later.withColumn("_spell", F.col("_spell").cast(first.schema["_spell"].dataType))
+    # One shuffle, by seeker: a spell's rows are its registration then its changes, in order; a spell's
+    # attributes come from its first row; the next spell is the next registration row of the seeker.
+    by_seeker = Window.partitionBy("seeker_id").orderBy("registration_date", "seg_start", "_order")
     in_spell = Window.partitionBy("seeker_id", "registration_date").orderBy("seg_start", "_order")
+    registration = F.when(F.col("_order") == 0, F.col("registration_date"))
     segments = (
         first.unionByName(later)
         .withColumn("occupation", F.col(level))
         .withColumns(
             {
+                "_spell": F.first("_spell").over(in_spell),
+                "next_registration": F.first(registration, ignorenulls=True).over(
+                    by_seeker.rowsBetween(1, Window.unboundedFollowing)
+                ),
                 "seg_index": F.row_number().over(in_spell),
                 "seg_next": F.lead("seg_start").over(in_spell),
                 **{f"prev_{c}": F.lag(c).over(in_spell) for c in (*_CODES, "occupation")},
             }
         )
     )
-    return segments.withColumn(
-        "stock_until", F.least(F.col("seg_next"), F.col("end_date"), F.col("next_registration"))
-    ).drop("_order")
+    return segments.select(
+        "seeker_id",
+        "registration_date",
+        F.col("_spell.end_date").alias("end_date"),
+        "next_registration",
+        *(F.col(f"_spell.{c}").alias(c) for c in attributes if c != "end_date"),
+        "seg_start",
+        *_CODES,
+        "occupation",
+        "seg_index",
+        "seg_next",
+        *(f"prev_{c}" for c in (*_CODES, "occupation")),
+        F.least(F.col("seg_next"), F.col("_spell.end_date"), F.col("next_registration")).alias("stock_until"),
+    )
 
 
 # ------------------------------------------------------------------------------------------ links
@@ -291,7 +315,7 @@ def match_hires(
         "code_departement", "code_region",
     )  # fmt: skip
     candidates = segments.select(
-        "seeker_id",
+        F.col("seeker_id").alias("_seeker"),
         F.col("registration_date").alias("_reg"),
         F.col("end_date").alias("_end"),
         F.col("seg_start").alias("_seg_start"),
@@ -303,13 +327,18 @@ def match_hires(
         & (F.col("_end").isNull() | (F.col("hire_date") <= F.date_add(F.col("_end"), grace_days)))
         & (F.col("_seg_start") <= F.col("hire_date"))
     )
-    # Most recent spell first, then the last segment of it started on or before the hire date.
+    # Most recent spell first, then the last segment of it started on or before the hire date. The hire's
+    # columns ride along (functionally dependent on its key): nothing is joined back.
+    columns = hires.columns
     best = (
-        hires.select("seeker_id", "hire_date")
-        .join(candidates, "seeker_id")
-        .where(belongs)
+        hires.select("seeker_id", "hire_date", F.struct(*columns).alias("_hire"))
+        .join(candidates, (F.col("seeker_id") == F.col("_seeker")) & belongs, "left")
         .groupBy("seeker_id", "hire_date")
-        .agg(F.max_by("_origin", F.struct("_reg", "_seg_start", "_seg_index")).alias("_origin"))
+        .agg(
+            F.first("_hire").alias("_hire"),
+            F.max_by("_origin", F.struct("_reg", "_seg_start", "_seg_index")).alias("_origin"),
+        )
+        .select(*(F.col(f"_hire.{c}").alias(c) for c in columns), "_origin")
     )
     offer = offers.select(
         F.col("offer_id").alias("_offer_id"),
@@ -318,8 +347,7 @@ def match_hires(
     )
     found = F.col("_offer_id").isNotNull()
     return (
-        hires.join(best, ["seeker_id", "hire_date"], "left")
-        .join(offer, F.col("offer_id") == F.col("_offer_id"), "left")
+        best.join(offer, F.col("offer_id") == F.col("_offer_id"), "left")
         .withColumns(
             {
                 "via_offer": found,
