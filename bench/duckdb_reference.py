@@ -1,8 +1,8 @@
 """A second implementation of the heaviest step in DuckDB SQL: gold.transitions, the regional gold.market and
 gold.flows from the Parquet files of the same silver Delta snapshots, with the definitions of
-``mobility.transitions``, ``mobility.market`` and ``mobility.flows`` (the columns that sum; ``rome_link``,
-distances and medians are left out). It gives the harness a single-node yardstick for Spark's time and a
-check of its totals: both must find the same moves, stocks and offers."""
+``mobility.gold.transitions``, ``mobility.gold.market`` and ``mobility.gold.flows`` (the columns that sum;
+``rome_link``, distances and medians are left out). It gives the harness a single-node yardstick for Spark's
+time and a check of its totals: both must find the same moves, stocks and offers."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import duckdb
 
 from mobility.config import FlowsSettings
+from mobility.gold.market import DEPARTEMENT_PLACES, REGION_PLACES
 from mobility.ingest.formats import MOTANN_BACK_TO_WORK
-from mobility.market import DEPARTEMENT_PLACES, REGION_PLACES
 
 SILVER = ("spells", "sought_changes", "hires", "offers")
 

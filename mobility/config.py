@@ -167,7 +167,7 @@ class SynthSettings(_Section):
 
 
 class FlowsSettings(_Section):
-    """The ``flows`` step (definitions: ``mobility.transitions``, ``market`` and ``flows``)."""
+    """The ``flows`` step (definitions: ``mobility.gold.transitions``, ``market`` and ``flows``)."""
 
     period: Literal["month", "quarter", "year"]
     level: Literal["rome_v3", "rome"]

@@ -146,7 +146,7 @@ def run_recommend(
     from pyspark.sql import functions as F
 
     from mobility import tracking
-    from mobility.gold import add_months
+    from mobility.calendar import add_months
     from mobility.recommend import batch
 
     day = day or settings.recommend.date

@@ -1,6 +1,6 @@
 """Flows on hand-built transitions and market rows: moves, stock at origin, rate, median delay, share via
 offers, destination offers and tension, periods; coarser views summing to the transitions; indicators; and
-``build_gold`` end to end on a lake (the gold frames, their sums, and no Python UDF in any plan)."""
+``mobility.gold.build`` end to end (the gold frames, their sums, and no Python UDF in any plan)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from mobility.flows import (
-    build_gold,
+from mobility.config import Settings
+from mobility.gold.build import Sources, build
+from mobility.gold.flows import (
     flows,
     grand_domaine_flows,
     occupation_flows,
@@ -21,8 +22,8 @@ from mobility.flows import (
     region_flows,
     unusual_pairs,
 )
+from mobility.gold.transitions import TRANSITION_COLUMNS, RefTables
 from mobility.lake import Lake
-from mobility.transitions import TRANSITION_COLUMNS
 from tests.test_transitions import CHANGE_ROWS, HIRE_ROWS, OFFER_ROWS, SPELL_ROWS, frames
 
 MOVES = (
@@ -215,7 +216,7 @@ def test_unknown_period_or_dimension_is_refused(transitions: DataFrame, market: 
         flows(transitions, market, by=("commune",))
 
 
-# ----------------------------------------------------------------------------------------- build_gold
+# ---------------------------------------------------------------------------------------------- build
 
 GOLD = {
     "transitions", "transitions_quality", "market_facts", "market", "market_departement", "market_national",
@@ -226,16 +227,15 @@ PYTHON_NODES = ("BatchEvalPython", "ArrowEvalPython", "PythonUDF", "MapInPandas"
 
 
 @pytest.fixture(scope="module")
-def gold(spark: SparkSession, lake_with_ref: Lake) -> dict[str, DataFrame]:
+def gold(spark: SparkSession, ref_lake: Lake, settings: Settings) -> dict[str, DataFrame]:
     spells, changes, hires, offers = frames(spark, SPELL_ROWS, CHANGE_ROWS, HIRE_ROWS, OFFER_ROWS)
-    for name, df in (("spells", spells), ("sought_changes", changes), ("hires", hires), ("offers", offers)):
-        lake_with_ref.overwrite(df, f"silver.{name}")
-    tables = build_gold(lake_with_ref, persist=True)
+    sources = Sources(spells, changes, hires, offers, RefTables.from_lake(ref_lake))
+    tables = build(sources, settings.flows, persist=True)
     yield tables
     spark.catalog.clearCache()
 
 
-def test_build_gold_returns_every_gold_table_from_the_lake(gold: dict[str, DataFrame]):
+def test_build_returns_every_gold_table(gold: dict[str, DataFrame]):
     assert set(gold) == GOLD
     assert gold["transitions"].columns == list(TRANSITION_COLUMNS)
     assert gold["flows"].columns[:6] == [
@@ -250,7 +250,7 @@ def test_build_gold_returns_every_gold_table_from_the_lake(gold: dict[str, DataF
     assert "code_departement" in gold["market_departement"].columns
 
 
-def test_build_gold_transitions_are_matched_hires_plus_reorientations_and_flows_sum_to_them(
+def test_built_transitions_are_matched_hires_plus_reorientations_and_flows_sum_to_them(
     gold: dict[str, DataFrame],
 ):
     figures = gold["transitions_quality"].first()

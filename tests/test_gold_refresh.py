@@ -11,8 +11,9 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from mobility import publish, synth
+from mobility.calendar import add_months, period_start_date
 from mobility.config import Settings
-from mobility.gold import MONTHLY, PER_PERIOD, add_months, period_start_date
+from mobility.gold import MONTHLY, PER_PERIOD
 from mobility.ingest import ingest
 from mobility.ingest.batch import seekers_of
 from mobility.lake import Lake

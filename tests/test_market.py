@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from mobility.market import market, market_facts, market_table
+from mobility.gold.market import market, market_facts, market_table
 from tests.test_transitions import change, frames, hire, offer, spell
 
 SPELL_ROWS = [
@@ -184,6 +184,46 @@ def test_the_calendar_can_be_set(spark: SparkSession, facts: DataFrame):
     # Stock registered before the calendar is carried into its first month; its flows are not counted.
     row = cell(months, "A1101", "11", 2)
     assert (row["seekers_stock"], row["registrations"]) == (1, 2)
+
+
+FACTS = (
+    "rome string, code_region string, code_departement string, month date, stock_delta long, "
+    "registrations long, exits_to_work long, offers_published long, positions long, hires long"
+)
+
+
+def test_months_between_facts_carry_the_stock_and_the_rolling_window_counts_months_not_rows(
+    spark: SparkSession,
+):
+    facts = spark.createDataFrame(
+        [
+            ("A1101", "11", "75", m(1), 2, 2, 0, 0, 0, 0),
+            ("A1101", "11", "75", m(5), -1, 0, 1, 0, 0, 0),  # three months without a fact before it
+            ("K2204", "11", "75", m(3), 1, 1, 0, 0, 0, 0),  # first fact after the calendar's first month
+        ],
+        FACTS,
+    )
+    got = table(spark, facts, "region", rolling_months=3).select(
+        "rome", "month", "seekers_stock", "registrations", "exits_to_work", "registrations_rolling",
+        "exits_to_work_rolling", "seekers_stock_avg_rolling", "rolling_months",
+    )  # fmt: skip
+    expected = [
+        ("A1101", m(1), 2, 2, 0, 2, 0, 2 / 1, 1),
+        ("A1101", m(2), 2, 0, 0, 2, 0, 4 / 2, 2),
+        ("A1101", m(3), 2, 0, 0, 2, 0, 6 / 3, 3),
+        ("A1101", m(4), 2, 0, 0, 0, 0, 6 / 3, 3),  # January's registrations out of the window
+        ("A1101", m(5), 1, 0, 1, 0, 1, 5 / 3, 3),
+        # no row before its first fact; the months before it count in the window all the same
+        ("K2204", m(3), 1, 1, 0, 1, 0, 1 / 3, 3),
+        ("K2204", m(4), 1, 0, 0, 1, 0, 2 / 3, 3),
+        ("K2204", m(5), 1, 0, 0, 1, 0, 3 / 3, 3),
+    ]
+    schema = (
+        "rome string, month date, seekers_stock long, registrations long, exits_to_work long, "
+        "registrations_rolling long, exits_to_work_rolling long, seekers_stock_avg_rolling double, "
+        "rolling_months int"
+    )
+    assertDataFrameEqual(got, spark.createDataFrame(expected, schema))
 
 
 def test_unknown_geo_is_refused(spark: SparkSession, facts: DataFrame):

@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 from scipy.optimize import linprog
 
-from mobility.flows import (
+from mobility.gold.flows import (
     flows,
     grand_domaine_flows,
     occupation_flows,

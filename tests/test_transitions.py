@@ -15,14 +15,14 @@ from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from mobility.lake import Lake
-from mobility.transitions import (
+from mobility.gold.transitions import (
     TRANSITION_COLUMNS,
     RefTables,
     Transitions,
     build_transitions,
     occupation_segments,
 )
+from mobility.lake import Lake
 
 # commune -> (département, region, lat, lng), centroids as in ref.commune
 PLACES = {
@@ -397,6 +397,46 @@ def test_segments_of_overlapping_spells_leave_the_stock_when_the_later_spell_sta
         (d("2022-03-01"), d("2022-03-01"), "K2204", d("2022-06-30")),
     ]
     schema = "registration_date date, seg_start date, occupation string, stock_until date"
+    assertDataFrameEqual(got, spark.createDataFrame(expected, schema))
+
+
+def test_a_change_belongs_to_the_latest_spell_covering_it_even_once_a_later_spell_has_ended(
+    spark: SparkSession,
+):
+    # s1's spell of January runs to December; a later spell runs from March to May. The change of April is in
+    # both (the later wins); the change of August is in the first only, the later one being over.
+    spells, changes, hires, offers = frames(
+        spark,
+        [spell("s1", "2022-01-10", "2022-12-31"), spell("s1", "2022-03-01", "2022-05-31", rome="K2204")],
+        [change("s1", "2022-04-01", "G1603"), change("s1", "2022-08-01", "N4101")],
+    )
+    got = occupation_segments(spells, changes).select(
+        "registration_date", "seg_start", "seg_index", "occupation", "prev_occupation", "seg_next",
+        "next_registration", "stock_until",
+    )  # fmt: skip
+
+    def segment(reg, start, index, occupation, prev, seg_next, next_reg, until) -> tuple:
+        return (d(reg), d(start), index, occupation, prev, d(seg_next), d(next_reg), d(until))
+
+    expected = [
+        segment("2022-01-10", "2022-01-10", 1, "A1101", None, "2022-08-01", "2022-03-01", "2022-03-01"),
+        # out of the stock from the later spell's start on, as the stock counts the most recent spell only
+        segment("2022-01-10", "2022-08-01", 2, "N4101", "A1101", None, "2022-03-01", "2022-03-01"),
+        segment("2022-03-01", "2022-03-01", 1, "K2204", None, "2022-04-01", None, "2022-04-01"),
+        segment("2022-03-01", "2022-04-01", 2, "G1603", "K2204", None, None, "2022-05-31"),
+    ]
+    schema = (
+        "registration_date date, seg_start date, seg_index int, occupation string, prev_occupation string, "
+        "seg_next date, next_registration date, stock_until date"
+    )
+    assertDataFrameEqual(got, spark.createDataFrame(expected, schema))
+    built = build_transitions(spells, changes, hires, offers, small_refs(spark))
+    got = built.transitions.select("kind", "from_rome", "to_rome", "start_date", "move_date")
+    expected = [
+        ("reorientation", "K2204", "G1603", d("2022-03-01"), d("2022-04-01")),
+        ("reorientation", "A1101", "N4101", d("2022-01-10"), d("2022-08-01")),
+    ]
+    schema = "kind string, from_rome string, to_rome string, start_date date, move_date date"
     assertDataFrameEqual(got, spark.createDataFrame(expected, schema))
 
 

@@ -2,7 +2,7 @@
 reasons a counsellor can tell them.
 
 Active on ``day``
-    In the stock that day: a segment of ``mobility.transitions.occupation_segments`` (a spell, cut where
+    In the stock that day: a segment of ``mobility.gold.transitions.occupation_segments`` (a spell, cut where
     the occupation sought changes; a later spell ends an earlier one) with ``seg_start <= day`` and no
     ``stock_until`` on or before it, in a category of ``flows.stock_categories`` (1-3: seeking now).
 Origin state (``mobility.recommend.examples``)
@@ -14,7 +14,7 @@ Reasons of a line
     ``historical_moves``: hires of ``gold.transitions`` from the origin (occupation, region) to the
     destination, before ``day``; ``dest_offers`` and ``dest_tension``: ``gold.market`` of the destination in
     the month before ``day`` (its last month when ``day`` is past it, as the ranker reads it);
-    ``rome_link`` (``mobility.transitions``: same, proche, evolution, same_domaine, same_grand_domaine,
+    ``rome_link`` (``mobility.gold.transitions``: same, proche, evolution, same_domaine, same_grand_domaine,
     other); ``distance_km`` from the origin département's centroid to the destination region's.
 """
 
@@ -26,11 +26,11 @@ from datetime import date
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from mobility.calendar import add_months
 from mobility.geo import haversine_km
-from mobility.gold import add_months
+from mobility.gold.transitions import occupation_segments, with_rome_link
 from mobility.recommend.examples import DAYS_PER_MONTH, STATE, band, with_state_id
 from mobility.recommend.pyfunc import score_states
-from mobility.transitions import occupation_segments, with_rome_link
 
 RECOMMENDATION_COLUMNS = (
     "run_date",

@@ -25,7 +25,7 @@ from datetime import date
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from mobility.gold import add_months
+from mobility.calendar import add_months
 
 DAYS_PER_MONTH = 30.4375
 STATE = ("from_rome", "from_dept", "from_region", "search_band", "age_band", "education", "month")

@@ -39,8 +39,8 @@ from pyspark.sql import functions as F
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.inspection import permutation_importance
 
+from mobility.gold.transitions import rome_links
 from mobility.recommend.models import FACTORS, backoff_tables, markov_tables
-from mobility.transitions import rome_links
 
 # markov's factor levels plus the ranker's own: the region given the origin département
 REGION_LEVELS: dict[str, tuple[str, ...]] = {

@@ -26,8 +26,8 @@ from pyspark import StorageLevel  # noqa: E402
 from pyspark.sql import DataFrame  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
+from mobility.calendar import add_months  # noqa: E402
 from mobility.config import Settings  # noqa: E402
-from mobility.gold import add_months  # noqa: E402
 from mobility.lake import Lake  # noqa: E402
 from mobility.recommend import ranker  # noqa: E402
 from mobility.recommend.evaluate import METRICS, metrics, reliability, segment_metrics  # noqa: E402

@@ -3,14 +3,14 @@
 One row per (``rome``, area, ``month``), the area a region (``geo="region"``: ``code_region``, the table
 ``gold.market``), a département (``geo="departement"``: ``code_departement``, ``gold.market_departement``)
 or France as a whole (``geo="national"``: no area column, ``gold.market_national``). ``rome`` is the
-occupation at ``level`` (``rome_v3`` by default, see ``mobility.transitions``); ``month`` the first day of
-the month.
+occupation at ``level`` (``rome_v3`` by default, see ``mobility.gold.transitions``); ``month`` the first
+day of the month.
 
 Definitions
 -----------
 ``seekers_stock``
     Job seekers registered at the end of the month (on its last day) in a stock category (1-3, i.e. A, B, C;
-    ``stock_categories``), counted in the occupation they seek on that day (``mobility.transitions``
+    ``stock_categories``), counted in the occupation they seek on that day (``mobility.gold.transitions``
     segments: a change of the occupation sought moves the seeker) and the place of their spell. A spell
     counts from its registration date until the day before its end date (DATANN, the day of
     deregistration); a later spell of the same seeker ends an earlier one, so a seeker counts once.
@@ -61,8 +61,8 @@ from datetime import date
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from mobility.gold.transitions import check_level, occupation_segments
 from mobility.ingest.formats import MOTANN_BACK_TO_WORK
-from mobility.transitions import check_level, occupation_segments
 
 GEOS = {"region": ("code_region",), "departement": ("code_departement",), "national": ()}
 STOCK_CATEGORIES = (1, 2, 3)

@@ -1,5 +1,4 @@
-"""``gold.flows``: moves between (occupation, region) states per period, its coarser views and indicators;
-and ``build_gold``, every gold table of the ``flows`` step from the lake's silver and ref tables.
+"""``gold.flows``: moves between (occupation, region) states per period, its coarser views and indicators.
 
 Definitions
 -----------
@@ -10,7 +9,7 @@ Period
     with at least one move; occupations at the level of the transitions (``rome_v3`` by default).
     ``moves``: transitions of both kinds, split into ``hires`` and ``reorientations``. ``seekers_at_origin``:
     job seekers in stock in the origin occupation and region at the start of the period, i.e. the market
-    stock at the end of the month before it (``mobility.market``; 0 when the market has no row then).
+    stock at the end of the month before it (``mobility.gold.market``; 0 when the market has no row then).
     ``rate``: ``moves / seekers_at_origin`` (null when no seeker; it can exceed 1, as seekers registered
     during the period also move). ``median_days_to_move``: the lower median of ``days_to_move`` (the least
     value reached by half of the moves with a delay), exact. ``share_via_offers``: share of the hires made
@@ -48,15 +47,7 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from mobility.lake import Lake
-from mobility.market import ROLLING_MONTHS, STOCK_CATEGORIES, market_facts, market_table
-from mobility.transitions import (
-    GRACE_DAYS,
-    V4_PROCHE_MAX_RANK,
-    RefTables,
-    build_transitions,
-    occupation_segments,
-)
+from mobility.gold.market import ROLLING_MONTHS, market_table
 
 PERIODS = ("month", "quarter", "year")
 FLOW_KEYS = ("rome", "region")
@@ -354,7 +345,8 @@ def market_tables(
     facts: DataFrame, *, rolling_months: int = ROLLING_MONTHS, first_month: date | None = None
 ) -> dict[str, DataFrame]:
     """``market`` (region), ``market_departement`` and ``market_national`` from the monthly facts
-    (``mobility.market.market_facts``); ``first_month``: start of their calendar (default: the facts')."""
+    (``mobility.gold.market.market_facts``); ``first_month``: start of their calendar (default: the
+    facts')."""
     return {
         name: market_table(facts, geo=geo, rolling_months=rolling_months, first_month=first_month)
         for name, geo in MARKET_TABLES.items()
@@ -398,81 +390,4 @@ def summary_tables(
     return {
         "occupation_mobility": occupation_mobility(flows_df, top=top_destinations),
         "unusual_pairs": unusual_pairs(flows_df, min_moves=min_pair_moves, min_ratio=min_pair_ratio),
-    }
-
-
-def build_gold(
-    lake: Lake,
-    *,
-    period: str = "quarter",
-    level: str = "rome_v3",
-    grace_days: int = GRACE_DAYS,
-    rolling_months: int = ROLLING_MONTHS,
-    geo_level: str = "departement",
-    v4_proche_max_rank: int = V4_PROCHE_MAX_RANK,
-    stock_categories: Sequence[int] = STOCK_CATEGORIES,
-    top_destinations: int = TOP_DESTINATIONS,
-    min_pair_moves: int = MIN_PAIR_MOVES,
-    min_pair_ratio: float = MIN_PAIR_RATIO,
-    persist: bool = False,
-) -> dict[str, DataFrame]:
-    """Every gold table of the ``flows`` step, from ``silver.spells``, ``silver.sought_changes``,
-    ``silver.hires``, ``silver.offers`` and ``ref.rome_mobility``, ``ref.commune``, ``ref.departement``.
-
-    Keys are the table names under ``gold.``: ``transitions``, ``market_facts`` (the monthly facts behind
-    the market tables), ``market`` (region), ``market_departement``, ``market_national``, ``flows``,
-    ``flows_region``, ``flows_occupation``, ``flows_grand_domaine``, ``region_balance``,
-    ``occupation_mobility``, ``unusual_pairs``; and ``transitions_quality``, a one-row frame of quality
-    figures (``mobility.transitions``) for the caller to log (and store if it likes).
-
-    The frames are lazy. With ``persist``, the spells' occupation segments (read by the transitions and the
-    market alike), the matched hires, ``transitions``, ``market_facts``, ``market``, the move counts and
-    ``flows`` are persisted (memory and disk), so that writing these first computes each once; the caller
-    releases them when done (``spark.catalog.clearCache()`` at the end of the step). The keyword arguments
-    are the step's settings, documented in ``mobility.transitions``, ``mobility.market`` and this module.
-    """
-    check_period(period)
-    spells = lake.read("silver.spells")
-    changes = lake.read("silver.sought_changes")
-    hires = lake.read("silver.hires")
-    offers = lake.read("silver.offers")
-    # The spells' occupation segments feed both the transitions and the market: computed once.
-    segments = occupation_segments(spells, changes, level=level)
-    if persist:
-        segments = segments.persist(StorageLevel.MEMORY_AND_DISK)
-    built = build_transitions(
-        spells,
-        changes,
-        hires,
-        offers,
-        RefTables.from_lake(lake),
-        level=level,
-        grace_days=grace_days,
-        geo_level=geo_level,
-        v4_proche_max_rank=v4_proche_max_rank,
-        segments=segments,
-        persist=persist,
-    )
-    facts = market_facts(
-        spells, changes, hires, offers, level=level, stock_categories=stock_categories, segments=segments
-    )
-    transitions = built.transitions
-    if persist:
-        facts = facts.persist(StorageLevel.MEMORY_AND_DISK)
-    markets = market_tables(facts, rolling_months=rolling_months)
-    if persist:
-        markets["market"] = markets["market"].persist(StorageLevel.MEMORY_AND_DISK)
-    per_period = flows_tables(transitions, markets["market"], period=period, persist=persist)
-    return {
-        "transitions": transitions,
-        "transitions_quality": built.quality,
-        "market_facts": facts,
-        **markets,
-        **per_period,
-        **summary_tables(
-            per_period["flows"],
-            top_destinations=top_destinations,
-            min_pair_moves=min_pair_moves,
-            min_pair_ratio=min_pair_ratio,
-        ),
     }

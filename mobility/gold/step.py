@@ -1,0 +1,50 @@
+"""The ``flows`` step's writes: every gold table built from silver and written (``write_full``), or brought up
+to date with the batches ingested since the last build (``mobility.gold.refresh``) when that build allows it.
+
+Every write is a Delta overwrite (of the partitions concerned, for a refresh), atomic per table; the state
+row (``gold.flows_state``) is appended last, so a build interrupted half-way is redone from the same state.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from mobility.config import FlowsSettings
+from mobility.gold.build import build, read_sources
+from mobility.gold.refresh import refresh
+from mobility.gold.tables import State, one_file_per_partition, partition_by, partitioned, save_state
+from mobility.lake import Lake
+
+log = logging.getLogger(__name__)
+
+
+def write_full(lake: Lake, options: FlowsSettings) -> dict[str, int]:
+    """Build every gold table of the step from silver and replace them; return rows per table and the
+    transitions' quality figures."""
+    state = State.current(lake, options)
+    gold = build(read_sources(lake), options, persist=True)
+    quality = gold.pop("transitions_quality").first().asDict()  # one row of figures
+    counts: dict[str, int] = {}
+    try:
+        for name, df in gold.items():
+            table = one_file_per_partition(name, partitioned(name, df))
+            lake.overwrite(table, f"gold.{name}", partition_by(name))
+            counts[f"gold.{name} rows"] = lake.read(f"gold.{name}").count()
+    finally:
+        lake.spark.catalog.clearCache()
+    save_state(lake, state, "full")
+    for key, value in quality.items():
+        log.info("flows: %s = %s", key, value)
+        counts[key] = value
+    return counts
+
+
+def write(lake: Lake, options: FlowsSettings, *, full: bool = False) -> dict[str, int]:
+    """The flows step's writes: a refresh when the last build allows it (and ``full`` is not asked), else
+    a full build."""
+    if not full:
+        counts = refresh(lake, options)
+        if counts is not None:
+            return {"mode: refresh": 1, **counts}
+        log.info("flows: full build (no usable state of a previous build)")
+    return {"mode: full": 1, **write_full(lake, options)}

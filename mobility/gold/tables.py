@@ -1,0 +1,102 @@
+"""What the gold tables of the ``flows`` step are, how they are partitioned, and the state of their last
+build (``gold.flows_state``): shared by the full build and the refresh."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from mobility.config import FlowsSettings
+from mobility.lake import Lake
+
+SILVER = ("spells", "sought_changes", "hires", "offers")
+REFS = ("rome_mobility", "commune", "departement")
+STATE = "gold.flows_state"
+MONTHLY = ("market_facts", "market", "market_departement", "market_national")
+PER_PERIOD = ("flows", "flows_region", "flows_occupation", "flows_grand_domaine", "region_balance")
+FACT_KEYS = ("rome", "code_region", "code_departement", "month")
+
+# gold table -> (partition column, how to derive it when the frame lacks it)
+PARTITIONS: dict[str, tuple[str, Callable[[], Column] | None]] = {
+    "transitions": ("move_month", lambda: F.trunc(F.col("move_date"), "month")),
+    **{name: ("month", None) for name in MONTHLY},
+    **{name: ("period_start", None) for name in PER_PERIOD},
+}
+
+
+@dataclass(frozen=True)
+class State:
+    """What the gold tables were built from: the settings, and the Delta versions of their inputs."""
+
+    settings: str
+    ingestion_log: int
+    silver: dict[str, int]
+    refs: dict[str, int]
+
+    @classmethod
+    def current(cls, lake: Lake, options: FlowsSettings) -> State:
+        return cls(
+            settings=json.dumps(options.model_dump(mode="json"), sort_keys=True),
+            ingestion_log=lake.version("silver.ingestion_log"),
+            silver={name: lake.version(f"silver.{name}") for name in SILVER},
+            refs={name: lake.version(f"ref.{name}") for name in REFS},
+        )
+
+    def row(self, mode: str) -> tuple:
+        return (mode, self.settings, self.ingestion_log, json.dumps(self.silver), json.dumps(self.refs))
+
+
+def last_state(lake: Lake) -> State | None:
+    if not lake.exists(STATE):
+        return None
+    last = lake.read(STATE).orderBy(F.col("built_at").desc()).first()  # one row per build
+    if last is None:
+        return None
+    return State(
+        last["settings"], last["ingestion_log"], json.loads(last["silver"]), json.loads(last["refs"])
+    )
+
+
+def save_state(lake: Lake, state: State, mode: str) -> None:
+    df = lake.spark.createDataFrame(
+        [state.row(mode)], "mode string, settings string, ingestion_log long, silver string, refs string"
+    ).withColumn("built_at", F.current_timestamp())
+    lake.append(df, STATE)
+
+
+def partitioned(name: str, df: DataFrame) -> DataFrame:
+    """The frame with its table's partition column (derived when missing)."""
+    column, derive = PARTITIONS.get(name, (None, None))
+    if derive is not None and column not in df.columns:
+        df = df.withColumn(column, derive())
+    return df
+
+
+def partition_by(name: str) -> tuple[str, ...]:
+    return (PARTITIONS[name][0],) if name in PARTITIONS else ()
+
+
+def replace(lake: Lake, name: str, df: DataFrame, condition: str) -> None:
+    """Replace the rows of ``gold.<name>`` matching ``condition``, one file per partition."""
+    lake.replace_where(one_file_per_partition(name, df), f"gold.{name}", condition, partition_by(name))
+
+
+def one_file_per_partition(name: str, df: DataFrame) -> DataFrame:
+    """Each task writes a file per partition value it holds: gather each value in one task first (a month
+    of the largest table, transitions, is a few hundred thousand rows at France's scale)."""
+    return df.repartition(*(F.col(c) for c in partition_by(name))) if name in PARTITIONS else df
+
+
+def sql_dates(dates: Iterable[date]) -> str:
+    return ", ".join(f"DATE'{d.isoformat()}'" for d in sorted(set(dates)))
+
+
+def distinct_dates(df: DataFrame, column: str) -> list[date]:
+    """The distinct values of a month or period column: one per month of the calendar at most."""
+    # bounded: one value per month or period of the calendar
+    return [row[0] for row in df.select(column).distinct().collect() if row[0] is not None]
