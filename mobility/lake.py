@@ -120,10 +120,23 @@ class Lake:
                 f"table {table} does not exist at {self.path(table)}: run the step that writes it"
             )
         version = max(versions)
-        with open(log_dir / f"{version:020d}.json", encoding="utf-8") as commit:
+        return version, self.commit_info(table, version)
+
+    def commit_info(self, table: str, version: int) -> dict:
+        """The ``commitInfo`` of one version (its operation and ``operationMetrics``), read from its commit
+        file; empty when the file has none."""
+        path = Path(self.path(table)) / "_delta_log" / f"{version:020d}.json"
+        with open(path, encoding="utf-8") as commit:
             actions = (json.loads(line) for line in commit if line.strip())
-            info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
-        return version, info
+            return next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
+
+    def rows_written(self, table: str, version: int) -> int:
+        """Rows the write that made ``version`` wrote (its ``numOutputRows``): the table's rows after a
+        whole overwrite, known without reading the table back."""
+        metrics = self.commit_info(table, version).get("operationMetrics") or {}
+        if "numOutputRows" not in metrics:
+            raise LakeError(f"{table} version {version}: its commit records no numOutputRows")
+        return int(metrics["numOutputRows"])
 
     def overwrite(self, df: DataFrame, table: str, partition_by: Sequence[str] = ()) -> int:
         """Replace the whole table (schema included); rerunning on the same input gives the same rows."""

@@ -122,6 +122,11 @@ def test_flows_step_writes_gold_tables_whose_flows_sum_to_the_transitions(gold, 
     assert flows_moves == transitions.count()
     for table in ("gold.market", "gold.market_departement", "gold.flows_region", "gold.region_balance"):
         assert lake_with_ref.read(table).count() > 0, table
+    # the rows each write reports (from its commit) are the rows of the table
+    written = {k: v for k, v in gold.items() if k.startswith("gold.") and k.endswith(" rows")}
+    assert len(written) == 12
+    for name, rows in written.items():
+        assert lake_with_ref.read(name.removesuffix(" rows")).count() == rows, name
 
 
 # --------------------------------------------------------------------------------------- published views
@@ -182,6 +187,25 @@ def test_the_suppression_hides_the_cells_the_spark_solver_it_replaced_hid(gold_f
     assert len(new) > 1000
     assert {"flows", "flows_region", "market", "occupation_mobility_pair"} <= {c[0] for c in new}
     assert new - old == set() and old - new == set()
+
+
+def test_the_views_a_reader_gets_come_from_one_build_row_read_once(published, lake_with_ref: Lake):
+    # Read once per view, a build landing between two reads would hand out views of two builds.
+    from dataclasses import dataclass
+
+    from mobility import publish
+    from mobility.publish.step import STATE
+
+    @dataclass(frozen=True)
+    class Counting(Lake):
+        def read(self, table, version=None):  # noqa: ANN001, ANN202
+            reads.append(table)
+            return super().read(table, version)
+
+    reads: list[str] = []
+    views = publish.read(Counting(lake_with_ref.spark, lake_with_ref.root, lake_with_ref.commit_attempts))
+    assert len(views) == len(publish.GOLD_TABLES)
+    assert reads.count(STATE) == 1
 
 
 def test_a_publish_failing_half_way_leaves_readers_on_the_last_complete_build(

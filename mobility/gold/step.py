@@ -28,8 +28,8 @@ def write_full(lake: Lake, options: FlowsSettings) -> dict[str, int]:
     try:
         for name, df in gold.items():
             table = one_file_per_partition(name, partitioned(name, df))
-            lake.overwrite(table, f"gold.{name}", partition_by(name))
-            counts[f"gold.{name} rows"] = lake.read(f"gold.{name}").count()
+            version = lake.overwrite(table, f"gold.{name}", partition_by(name))
+            counts[f"gold.{name} rows"] = lake.rows_written(f"gold.{name}", version)
     finally:
         lake.spark.catalog.clearCache()
     save_state(lake, state, "full")

@@ -54,19 +54,24 @@ def up_to_date(lake: Lake, privacy: PrivacySettings) -> bool:
 
 def read_view(lake: Lake, view: str) -> DataFrame:
     """``gold.published_<view>`` as the last complete build wrote it (``view`` with or without the prefix)."""
-    name = view if view.startswith("published_") else f"published_{view}"
+    return _view(lake, view, _last_build(lake))
+
+
+def read(lake: Lake) -> dict[str, DataFrame]:
+    """Every published view of the last complete build, keyed by gold table name: the versions of one build
+    row, read once, so that a build landing meanwhile cannot mix views of two builds."""
     last = _last_build(lake)
+    return {t: _view(lake, t, last) for t in GOLD_TABLES}
+
+
+def _view(lake: Lake, view: str, last: dict | None) -> DataFrame:
+    name = view if view.startswith("published_") else f"published_{view}"
     if last is None or name not in (last.get("views") or {}):
         raise LakeError(
             f"no published views (gold.{name} of a complete build): "
             "run `mobility publish` (after `mobility flows`)"
         )
     return lake.read(f"gold.{name}", version=last["views"][name])
-
-
-def read(lake: Lake) -> dict[str, DataFrame]:
-    """Every published view of the last complete build, keyed by gold table name."""
-    return {t: read_view(lake, t) for t in GOLD_TABLES}
 
 
 def write(lake: Lake, privacy: PrivacySettings, *, parallel_writes: int = 1) -> dict[str, int]:
