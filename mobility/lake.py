@@ -138,16 +138,37 @@ class Lake:
             raise LakeError(f"{table} version {version}: its commit records no numOutputRows")
         return int(metrics["numOutputRows"])
 
-    def overwrite(self, df: DataFrame, table: str, partition_by: Sequence[str] = ()) -> int:
-        """Replace the whole table (schema included); rerunning on the same input gives the same rows."""
+    def overwrite(
+        self,
+        df: DataFrame,
+        table: str,
+        partition_by: Sequence[str] = (),
+        properties: dict[str, str] | None = None,
+    ) -> int:
+        """Replace the whole table (schema included); rerunning on the same input gives the same rows. The
+        Delta table ``properties`` given (``delta.dataSkippingStatsColumns``...) are set first on a table
+        that exists without them (a write's options only apply when it creates the table)."""
 
         def write() -> None:
             writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+            if properties and self.exists(table):
+                self.set_properties(table, properties)
+            elif properties:
+                writer = writer.options(**properties)
             if partition_by:
                 writer = writer.partitionBy(*partition_by)
             writer.save(self.path(table))
 
         return self._committed(table, "overwrite", write)
+
+    def set_properties(self, table: str, properties: dict[str, str]) -> None:
+        """Set the Delta table ``properties`` that differ (a commit only when one does)."""
+        current = DeltaTable.forPath(self.spark, self.path(table)).detail().first()["properties"]  # one row
+        changed = {k: v for k, v in properties.items() if current.get(k) != v}
+        if changed:
+            pairs = ", ".join(f"'{k}' = '{v}'" for k, v in sorted(changed.items()))
+            self.spark.sql(f"ALTER TABLE delta.`{self.path(table)}` SET TBLPROPERTIES ({pairs})")
+            log.info("table %s: properties set: %s", table, changed)
 
     def overwrite_partitions(self, df: DataFrame, table: str, partition_by: Sequence[str]) -> int:
         """Replace only the partitions present in ``df`` (dynamic partition overwrite); others stay."""

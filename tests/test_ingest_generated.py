@@ -129,6 +129,19 @@ def test_flows_step_writes_gold_tables_whose_flows_sum_to_the_transitions(gold, 
         assert lake_with_ref.read(name.removesuffix(" rows")).count() == rows, name
 
 
+def test_gold_files_keep_statistics_of_their_key_columns_only(gold, lake_with_ref: Lake):
+    import json
+
+    from mobility.gold.tables import STATS_COLUMNS
+
+    for name in ("transitions", "market_departement", "flows"):
+        commits = sorted((Path(lake_with_ref.path(f"gold.{name}")) / "_delta_log").glob("*.json"))
+        actions = [json.loads(line) for f in commits for line in f.read_text().splitlines()]
+        stats = [json.loads(a["add"]["stats"]) for a in actions if "add" in a]
+        assert stats, name
+        assert {frozenset(s["nullCount"]) for s in stats} == {frozenset(STATS_COLUMNS[name])}, name
+
+
 # --------------------------------------------------------------------------------------- published views
 
 

@@ -1,5 +1,7 @@
 """Delta writes: overwrite, overwrite of partitions, MERGE on keys, versions and time travel."""
 
+import json
+
 import pytest
 from delta.tables import DeltaTable
 from pyspark.testing import assertDataFrameEqual
@@ -38,6 +40,31 @@ def test_overwrite_accepts_a_new_schema(lake: Lake):
     lake.overwrite(spark.createDataFrame([("a",)], "x string"), "gold.t_schema")
     lake.overwrite(spark.createDataFrame([(1, 2)], "y int, z int"), "gold.t_schema")
     assert lake.read("gold.t_schema").columns == ["y", "z"]
+
+
+def _file_stats(lake: Lake, table: str, version: int) -> list[dict]:
+    """The statistics of the files a version added, from its commit file."""
+    path = lake.root / table.replace(".", "/") / "_delta_log" / f"{version:020d}.json"
+    actions = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [json.loads(a["add"]["stats"]) for a in actions if "add" in a]
+
+
+def test_overwrite_keeps_statistics_of_the_columns_named_even_on_a_table_created_without(lake: Lake):
+    rows = lake.spark.createDataFrame([("2024-01", "A1101", 3), ("2024-02", "M1805", 7)], SCHEMA)
+    only_rome = {"delta.dataSkippingStatsColumns": "rome"}
+    assert lake.overwrite(rows, "gold.t_stats") == 0  # Delta's default: statistics of every column
+    every = {tuple(sorted(s["minValues"])) for s in _file_stats(lake, "gold.t_stats", 0)}
+    assert every == {("month", "n", "rome")}
+    version = lake.overwrite(rows, "gold.t_stats", properties=only_rome)
+    assert {tuple(s["minValues"]) for s in _file_stats(lake, "gold.t_stats", version)} == {("rome",)}
+    table = DeltaTable.forPath(lake.spark, lake.path("gold.t_stats"))
+    assert table.detail().first()["properties"] == only_rome
+    # set once: a later overwrite with the same properties commits nothing more than its rows
+    again = lake.overwrite(rows, "gold.t_stats", properties=only_rome)
+    assert again == version + 1
+    assert lake.rows_written("gold.t_stats", again) == 2
+    assert lake.overwrite(rows, "gold.t_stats_new", properties=only_rome) == 0  # created with them
+    assert {tuple(s["minValues"]) for s in _file_stats(lake, "gold.t_stats_new", 0)} == {("rome",)}
 
 
 def test_overwrite_partitions_replaces_only_the_months_given(lake: Lake):

@@ -53,6 +53,7 @@ from mobility.gold.tables import (
     distinct_dates,
     last_state,
     partitioned,
+    properties,
     replace,
     save_state,
     sql_dates,
@@ -208,7 +209,7 @@ def refresh(lake: Lake, options: FlowsSettings) -> dict[str, int] | None:
             min_pair_ratio=options.min_pair_ratio,
         )
         for name, df in summaries.items():
-            lake.overwrite(df, f"gold.{name}")
+            lake.overwrite(df, f"gold.{name}", properties=properties(name))
     finally:
         lake.spark.catalog.clearCache()
     save_state(lake, state, "refresh")

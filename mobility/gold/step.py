@@ -12,7 +12,14 @@ import logging
 from mobility.config import FlowsSettings
 from mobility.gold.build import build, read_sources
 from mobility.gold.refresh import refresh
-from mobility.gold.tables import State, one_file_per_partition, partition_by, partitioned, save_state
+from mobility.gold.tables import (
+    State,
+    one_file_per_partition,
+    partition_by,
+    partitioned,
+    properties,
+    save_state,
+)
 from mobility.lake import Lake
 
 log = logging.getLogger(__name__)
@@ -28,7 +35,7 @@ def write_full(lake: Lake, options: FlowsSettings) -> dict[str, int]:
     try:
         for name, df in gold.items():
             table = one_file_per_partition(name, partitioned(name, df))
-            version = lake.overwrite(table, f"gold.{name}", partition_by(name))
+            version = lake.overwrite(table, f"gold.{name}", partition_by(name), properties(name))
             counts[f"gold.{name} rows"] = lake.rows_written(f"gold.{name}", version)
     finally:
         lake.spark.catalog.clearCache()
