@@ -39,6 +39,7 @@ from delta.exceptions import (
 from delta.tables import DeltaTable
 from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from mobility.errors import MobilityError
@@ -244,6 +245,33 @@ class Lake:
             merge.whenNotMatchedInsertAll().execute()
 
         return self._committed(table, "merge", write)
+
+    def replace_groups(self, df: DataFrame, table: str, groups: DataFrame, key: Sequence[str]) -> int:
+        """Replace the rows of the groups listed in ``groups`` (a frame of the group columns, distinct) by
+        the rows of ``df`` (all in these groups, columns of the table), in one commit: the groups' rows that
+        ``df`` lacks (by ``key``, unique in the table) are deleted, those it changes updated, its new ones
+        inserted; equal rows and other groups' rows are not touched. On a table with deletion vectors, the
+        files keep their untouched rows instead of being rewritten."""
+        condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in key)
+        values = {f"`{c}`": F.col(f"s.`{c}`") for c in df.columns}
+        changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in df.columns if c not in key) or "false"
+
+        def write() -> None:
+            # The rows to delete read from the table as it is now (again on a retry after a conflict).
+            old = self.read(table).join(groups, list(groups.columns), "left_semi").select(*key)
+            gone = old.join(df.select(*key), list(key), "left_anti").withColumn("_gone", F.lit(True))
+            source = df.withColumn("_gone", F.lit(False)).unionByName(gone, allowMissingColumns=True)
+            (
+                DeltaTable.forPath(self.spark, self.path(table))
+                .alias("t")
+                .merge(source.alias("s"), condition)
+                .whenMatchedDelete(condition="s._gone")
+                .whenMatchedUpdate(condition=changed, set=values)
+                .whenNotMatchedInsert(condition="NOT s._gone", values=values)
+                .execute()
+            )
+
+        return self._committed(table, "replace_groups", write)
 
     def create(
         self,

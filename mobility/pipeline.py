@@ -170,11 +170,9 @@ def run_recommend(
                 f"moves before {cutoff}, and the market starts in {first:%Y-%m}; score a later date"
             )
         active = batch.active_states(
-            lake.read("silver.spells"),
-            lake.read("silver.sought_changes"),
+            lake.read("gold.segments"),
             lake.read("silver.seekers"),
             day,
-            level=settings.flows.level,
             stock_categories=settings.flows.stock_categories,
             age_bands=settings.train.age_bands,
             search_bands=settings.train.search_bands,

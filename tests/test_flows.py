@@ -219,8 +219,8 @@ def test_unknown_period_or_dimension_is_refused(transitions: DataFrame, market: 
 # ---------------------------------------------------------------------------------------------- build
 
 GOLD = {
-    "transitions", "transitions_quality", "market_facts", "market", "market_departement", "market_national",
-    "flows", "flows_region", "flows_occupation", "flows_grand_domaine", "region_balance",
+    "segments", "transitions", "transitions_quality", "market_facts", "market", "market_departement",
+    "market_national", "flows", "flows_region", "flows_occupation", "flows_grand_domaine", "region_balance",
     "occupation_mobility", "unusual_pairs",
 }  # fmt: skip
 PYTHON_NODES = ("BatchEvalPython", "ArrowEvalPython", "PythonUDF", "MapInPandas", "FlatMapGroupsInPandas")

@@ -10,10 +10,9 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from mobility import publish, synth
+from mobility import gold, publish, synth
 from mobility.calendar import add_months, period_start_date
 from mobility.config import Settings
-from mobility.gold import MONTHLY, PER_PERIOD
 from mobility.ingest import ingest
 from mobility.ingest.batch import seekers_of
 from mobility.lake import Lake
@@ -25,10 +24,7 @@ pytestmark = pytest.mark.slow
 
 FIRST_CUT = date(2022, 9, 30)
 SECOND_CUT = date(2022, 10, 31)
-TABLES = (
-    "transitions", *MONTHLY, *PER_PERIOD, "occupation_mobility", "unusual_pairs",
-    *(f"published_{name}" for name in GOLD_TABLES),
-)  # fmt: skip
+TABLES = (*gold.TABLES, *(f"published_{name}" for name in GOLD_TABLES))
 
 
 def flows_and_publish(lake: Lake, settings: Settings, *, full: bool = False) -> dict:
@@ -116,6 +112,18 @@ def test_a_new_batch_refreshes_only_the_months_and_periods_it_touched(refreshed,
     history = lake_with_ref.spark.sql(f"DESCRIBE HISTORY delta.`{lake_with_ref.path('gold.flows')}` LIMIT 1")
     predicate = history.first()["operationParameters"]["predicate"]
     assert "2022-01-01" not in predicate and "period_start" in predicate
+
+
+def test_a_refresh_replaces_the_segments_of_the_touched_seekers_only(refreshed, lake_with_ref: Lake):
+    """One merge: the touched seekers' segments updated, inserted or deleted, every other row left alone."""
+    lake = lake_with_ref
+    version = refreshed["versions"]["segments"]
+    info = lake.commit_info("gold.segments", version)
+    assert info["operation"] == "MERGE", info
+    metrics = {k: int(v) for k, v in info["operationMetrics"].items() if k.startswith("numTargetRows")}
+    touched = metrics["numTargetRowsUpdated"] + metrics["numTargetRowsInserted"]
+    assert metrics["numTargetRowsInserted"] > 0, metrics  # the october batch's registrations and changes
+    assert 0 < touched < lake.read("gold.segments", version).count() / 2, metrics
 
 
 def test_seekers_updated_batch_by_batch_equal_seekers_of_every_spell(refreshed, lake_with_ref: Lake):

@@ -103,6 +103,29 @@ def test_merging_the_same_batch_twice_changes_no_row(lake: Lake):
     assert (metrics["numTargetRowsUpdated"], metrics["numTargetRowsInserted"]) == ("0", "0")
 
 
+def test_replace_groups_swaps_the_rows_of_the_groups_named_and_leaves_the_others(lake: Lake):
+    spark = lake.spark
+    schema = "seeker string, n int, value string"
+    rows = [("a", 1, "a1"), ("b", 1, "b1"), ("b", 2, "b2"), ("b", 4, None), ("c", 1, "c1")]
+    lake.overwrite(spark.createDataFrame(rows, schema), "gold.t_groups")
+    # b: row 1 changes, row 2 is gone, row 3 is new, row 4 stays equal; d: a new group; a, c: not named
+    new = spark.createDataFrame([("b", 1, "B1"), ("b", 3, "b3"), ("b", 4, None), ("d", 1, "d1")], schema)
+    groups = spark.createDataFrame([("b",), ("d",)], "seeker string")
+    version = lake.replace_groups(new, "gold.t_groups", groups, ["seeker", "n"])
+    expected = [
+        ("a", 1, "a1"),
+        ("b", 1, "B1"),
+        ("b", 3, "b3"),
+        ("b", 4, None),
+        ("c", 1, "c1"),
+        ("d", 1, "d1"),
+    ]
+    assertDataFrameEqual(lake.read("gold.t_groups"), spark.createDataFrame(expected, schema))
+    metrics = lake.commit_info("gold.t_groups", version)["operationMetrics"]
+    assert (metrics["numTargetRowsUpdated"], metrics["numTargetRowsInserted"]) == ("1", "2")
+    assert metrics["numTargetRowsDeleted"] == "1"
+
+
 class _LateLake(Lake):
     """A lake whose first existence check of a table comes too late: another writer created the table
     between the check and the write, as two ingests loading at once do."""

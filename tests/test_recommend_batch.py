@@ -9,6 +9,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
+from mobility.gold.transitions import occupation_segments
 from mobility.lake import Lake
 from mobility.recommend.batch import active_states, with_reasons
 
@@ -51,10 +52,10 @@ def test_active_seekers_are_those_in_the_stock_on_the_day_in_the_occupation_they
         [("a", 1990, "NV1"), ("d", 1960, "NV1")],
         "seeker_id string, birth_year int, education string",
     )
+    segments = occupation_segments(spells, changes, level="rome_v3")
     got = active_states(
-        spells, changes, seekers, DAY, level="rome_v3", stock_categories=(1, 2, 3), age_bands=(26, 50),
-        search_bands=(3, 6, 12),
-    ).drop("state_id")  # fmt: skip
+        segments, seekers, DAY, stock_categories=(1, 2, 3), age_bands=(26, 50), search_bands=(3, 6, 12)
+    ).drop("state_id")
     expected = spark.createDataFrame(
         [
             ("a", "D1401", "75", "11", "3-5", "26-49", "NV4", "2022-06"),  # 156 days: 5 months
@@ -75,10 +76,10 @@ def test_equal_states_share_one_state_id(spark: SparkSession):
     seekers = spark.createDataFrame(
         [(s, 1990, "NV4") for s in "abc"], "seeker_id string, birth_year int, education string"
     )
+    segments = occupation_segments(spells, spark.createDataFrame([], CHANGES), level="rome_v3")
     got = active_states(
-        spells, spark.createDataFrame([], CHANGES), seekers, DAY, level="rome_v3", stock_categories=(1,),
-        age_bands=(26, 50), search_bands=(3, 6, 12),
-    )  # fmt: skip
+        segments, seekers, DAY, stock_categories=(1,), age_bands=(26, 50), search_bands=(3, 6, 12)
+    )
     ids = {r["seeker_id"]: r["state_id"] for r in got.collect()}
     assert ids["a"] == ids["b"] != ids["c"]
 

@@ -6,6 +6,6 @@ writes a full build, or ``refresh`` only what new batches touched (the same tabl
 """
 
 from mobility.gold.step import write, write_full
-from mobility.gold.tables import MONTHLY, PER_PERIOD
+from mobility.gold.tables import MONTHLY, PER_PERIOD, TABLES
 
-__all__ = ["MONTHLY", "PER_PERIOD", "write", "write_full"]
+__all__ = ["MONTHLY", "PER_PERIOD", "TABLES", "write", "write_full"]

@@ -41,7 +41,8 @@ def read_sources(lake: Lake) -> Sources:
 def build(sources: Sources, options: FlowsSettings, *, persist: bool = False) -> dict[str, DataFrame]:
     """Every gold table of the ``flows`` step.
 
-    Keys are the table names under ``gold.``: ``transitions``, ``market_facts`` (the monthly facts behind
+    Keys are the table names under ``gold.``: ``segments`` (the spells' occupation segments, which
+    ``recommend`` reads for the stock of a day), ``transitions``, ``market_facts`` (the monthly facts behind
     the market tables), ``market`` (region), ``market_departement``, ``market_national``, ``flows``,
     ``flows_region``, ``flows_occupation``, ``flows_grand_domaine``, ``region_balance``,
     ``occupation_mobility``, ``unusual_pairs``; and ``transitions_quality``, a one-row frame of quality
@@ -87,6 +88,7 @@ def build(sources: Sources, options: FlowsSettings, *, persist: bool = False) ->
         markets["market"] = markets["market"].persist(StorageLevel.MEMORY_AND_DISK)
     per_period = flows_tables(built.transitions, markets["market"], period=options.period, persist=persist)
     return {
+        "segments": segments,
         "transitions": built.transitions,
         "transitions_quality": built.quality,
         "market_facts": facts,

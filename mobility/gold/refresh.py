@@ -14,8 +14,10 @@ What a refresh does
     1. New batches: the rows ``silver.ingestion_log`` gained since the build. Touched seekers: those with a
        spell, sought change or hire written by these batches, plus those whose hires name an offer they
        wrote. Touched offers: those they wrote.
-    2. ``gold.transitions`` (partitioned by ``move_month``): the touched seekers' transitions are rebuilt;
-       the months where old and new differ are replaced (their untouched seekers' rows kept as they were).
+    2. ``gold.segments``: the touched seekers' rows are replaced by their segments rebuilt (one merge).
+       ``gold.transitions`` (partitioned by ``move_month``): the touched seekers' transitions are rebuilt
+       from these segments; the months where old and new differ are replaced (their untouched seekers' rows
+       kept as they were).
     3. ``gold.market_facts`` (by ``month``): the facts delta is added to the months it touches. The three
        market tables are recomputed from the first touched month on (their calendar starts ``rolling_months``
        earlier, so every recomputed window is whole).
@@ -46,9 +48,9 @@ from mobility.gold.flows import flows_tables, market_tables, period_start, summa
 from mobility.gold.market import MEASURES, market_facts, nonzero_fact
 from mobility.gold.tables import (
     FACT_KEYS,
-    MONTHLY,
-    PER_PERIOD,
+    SEGMENT_KEY,
     SILVER,
+    TABLES,
     State,
     distinct_dates,
     last_state,
@@ -58,7 +60,7 @@ from mobility.gold.tables import (
     save_state,
     sql_dates,
 )
-from mobility.gold.transitions import TRANSITION_COLUMNS, RefTables, build_transitions
+from mobility.gold.transitions import TRANSITION_COLUMNS, RefTables, build_transitions, occupation_segments
 from mobility.lake import Lake
 
 log = logging.getLogger(__name__)
@@ -103,7 +105,7 @@ def refresh(lake: Lake, options: FlowsSettings) -> dict[str, int] | None:
     state = State.current(lake, options)
     if since is None or since.settings != state.settings or since.refs != state.refs:
         return None
-    if not all(lake.exists(f"gold.{name}") for name in ("transitions", *MONTHLY, *PER_PERIOD)):
+    if not all(lake.exists(f"gold.{name}") for name in TABLES):
         return None
     batches = new_batches(lake, since)
     if not batches:
@@ -130,7 +132,11 @@ def refresh(lake: Lake, options: FlowsSettings) -> dict[str, int] | None:
 
     counts: dict[str, int] = {"batches": len(batches), "touched seekers": n_seekers}
     try:
-        # 2. transitions of the touched seekers, months where they changed
+        # 2. segments and transitions of the touched seekers, months where the transitions changed
+        segments = occupation_segments(
+            of_seekers(silver["spells"]), of_seekers(silver["sought_changes"]), level=options.level
+        ).persist(StorageLevel.MEMORY_AND_DISK)
+        lake.replace_groups(segments, "gold.segments", seekers, SEGMENT_KEY)
         built = build_transitions(
             of_seekers(silver["spells"]),
             of_seekers(silver["sought_changes"]),
@@ -141,6 +147,7 @@ def refresh(lake: Lake, options: FlowsSettings) -> dict[str, int] | None:
             grace_days=options.grace_days,
             geo_level=options.geo_level,
             v4_proche_max_rank=options.v4_proche_max_rank,
+            segments=segments,
         )
         new_tr = partitioned("transitions", built.transitions).persist(StorageLevel.MEMORY_AND_DISK)
         columns = [*TRANSITION_COLUMNS, "move_month"]
@@ -154,7 +161,7 @@ def refresh(lake: Lake, options: FlowsSettings) -> dict[str, int] | None:
         counts["transition months replaced"] = len(months)
 
         # 3. market facts delta, market tables from the first touched month on
-        def facts(tables: dict[str, DataFrame]) -> DataFrame:
+        def facts(tables: dict[str, DataFrame], segments: DataFrame | None = None) -> DataFrame:
             return market_facts(
                 of_seekers(tables["spells"]),
                 of_seekers(tables["sought_changes"]),
@@ -162,9 +169,10 @@ def refresh(lake: Lake, options: FlowsSettings) -> dict[str, int] | None:
                 tables["offers"].join(offer_ids, "offer_id", "left_semi"),
                 level=options.level,
                 stock_categories=options.stock_categories,
+                segments=segments,
             )
 
-        delta = facts_delta(facts(silver), facts(before)).persist(StorageLevel.MEMORY_AND_DISK)
+        delta = facts_delta(facts(silver, segments), facts(before)).persist(StorageLevel.MEMORY_AND_DISK)
         fact_months = distinct_dates(delta, "month")
         first_touched = min(fact_months) if fact_months else None
         if fact_months:

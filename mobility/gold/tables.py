@@ -20,6 +20,10 @@ STATE = "gold.flows_state"
 MONTHLY = ("market_facts", "market", "market_departement", "market_national")
 PER_PERIOD = ("flows", "flows_region", "flows_occupation", "flows_grand_domaine", "region_balance")
 FACT_KEYS = ("rome", "code_region", "code_departement", "month")
+# Every table the step writes, in writing order.
+TABLES = ("segments", "transitions", *MONTHLY, *PER_PERIOD, "occupation_mobility", "unusual_pairs")
+# gold.segments (a seeker's rows are replaced together by a refresh): what identifies a row.
+SEGMENT_KEY = ("seeker_id", "registration_date", "seg_index")
 
 # gold table -> (partition column, how to derive it when the frame lacks it)
 PARTITIONS: dict[str, tuple[str, Callable[[], Column] | None]] = {
@@ -33,6 +37,7 @@ PARTITIONS: dict[str, tuple[str, Callable[[], Column] | None]] = {
 # reader filters on. Delta's default, the first 32 columns (long texts and measures included), made the
 # largest gold writes at M 10% (overwrite) to 40% (creation) slower (bench/README).
 STATS_COLUMNS: dict[str, tuple[str, ...]] = {
+    "segments": ("seg_start", "stock_until", "category"),
     "transitions": ("move_date", "kind", "from_rome", "to_rome"),
     "market_facts": ("rome", "code_region", "code_departement"),
     "market": ("rome", "code_region"),
@@ -48,9 +53,17 @@ STATS_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
+# gold.segments: a refresh replaces the rows of seekers spread over every file; deletion vectors mark the old
+# rows deleted where a rewrite would copy every file.
+DELETION_VECTORS = ("segments",)
+
+
 def properties(name: str) -> dict[str, str]:
     """The Delta table properties of ``gold.<name>``."""
-    return {"delta.dataSkippingStatsColumns": ",".join(STATS_COLUMNS[name])}
+    props = {"delta.dataSkippingStatsColumns": ",".join(STATS_COLUMNS[name])}
+    if name in DELETION_VECTORS:
+        props["delta.enableDeletionVectors"] = "true"
+    return props
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,7 @@ TRANSITION_COLUMNS = (
 
 _SPELL_ATTRIBUTES = (
     "seeker_id", "registration_date", "end_date", "next_registration", "category", "end_reason",
-    "code_commune", "code_departement", "code_region",
+    "code_commune", "code_departement", "code_region", "education",
 )  # fmt: skip
 _CODES = ("rome", "rome_version", "rome_v3")
 
@@ -140,7 +140,7 @@ def occupation_segments(spells: DataFrame, sought_changes: DataFrame, *, level: 
     """One row per stretch of a spell during which one occupation is sought (see the module docstring).
 
     Columns: the spell's ``seeker_id, registration_date, end_date, category, end_reason, code_commune,
-    code_departement, code_region`` and ``next_registration`` (the seeker's next spell, if any);
+    code_departement, code_region, education`` and ``next_registration`` (the seeker's next spell, if any);
     ``seg_start``, ``seg_index`` (1 = the registration's occupation), the codes ``rome, rome_version,
     rome_v3`` and ``occupation`` (at ``level``); ``prev_*`` the same of the segment before (null for the
     first); ``seg_next`` the next segment's start (null for the last); ``stock_until``, the first day the

@@ -2,9 +2,10 @@
 reasons a counsellor can tell them.
 
 Active on ``day``
-    In the stock that day: a segment of ``mobility.gold.transitions.occupation_segments`` (a spell, cut where
-    the occupation sought changes; a later spell ends an earlier one) with ``seg_start <= day`` and no
-    ``stock_until`` on or before it, in a category of ``flows.stock_categories`` (1-3: seeking now).
+    In the stock that day: a row of ``gold.segments`` (``mobility.gold.transitions.occupation_segments``,
+    built by ``flows``: a spell, cut where the occupation sought changes; a later spell ends an earlier one)
+    with ``seg_start <= day`` and no ``stock_until`` on or before it, in a category of
+    ``flows.stock_categories`` (1-3: seeking now).
 Origin state (``mobility.recommend.examples``)
     The occupation sought that day (at ``flows.level``), the spell's département and region, months since
     its registration (``train.search_bands``), age reached in the year (``train.age_bands``), education (the
@@ -28,7 +29,7 @@ from pyspark.sql import functions as F
 
 from mobility.calendar import add_months
 from mobility.geo import haversine_km
-from mobility.gold.transitions import occupation_segments, with_rome_link
+from mobility.gold.transitions import with_rome_link
 from mobility.recommend.examples import DAYS_PER_MONTH, STATE, band, with_state_id
 from mobility.recommend.pyfunc import score_states
 
@@ -52,30 +53,25 @@ RECOMMENDATION_COLUMNS = (
 
 
 def active_states(
-    spells: DataFrame,
-    sought_changes: DataFrame,
+    segments: DataFrame,
     seekers: DataFrame,
     day: date,
     *,
-    level: str,
     stock_categories: Sequence[int],
     age_bands: Sequence[int],
     search_bands: Sequence[int],
 ) -> DataFrame:
-    """One row per seeker active on ``day``: ``seeker_id``, the origin state and its ``state_id``."""
+    """One row per seeker active on ``day``: ``seeker_id``, the origin state and its ``state_id``.
+    ``segments``: the spells' occupation segments at the level of the transitions (``gold.segments``)."""
     on = F.lit(day)
-    segments = occupation_segments(spells, sought_changes, level=level).where(
+    segments = segments.where(
         (F.col("seg_start") <= on)
         & (F.col("stock_until").isNull() | (F.col("stock_until") > on))
         & F.col("category").isin(list(stock_categories))
     )
     months = F.floor(F.datediff(on, F.col("registration_date")) / F.lit(DAYS_PER_MONTH))
-    spell_education = spells.select("seeker_id", "registration_date", "education")  # not the latest spell's
-    states = (
-        segments.join(seekers.select("seeker_id", "birth_year"), "seeker_id", "left").join(
-            spell_education, ["seeker_id", "registration_date"], "left"
-        )
-    ).select(
+    # education: the spell's (a segment's), not the latest spell's
+    states = segments.join(seekers.select("seeker_id", "birth_year"), "seeker_id", "left").select(
         "seeker_id",
         F.col("occupation").alias("from_rome"),
         F.col("code_departement").alias("from_dept"),

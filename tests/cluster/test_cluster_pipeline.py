@@ -35,7 +35,6 @@ from tests.servers import MlflowServer, postgres_server
 
 PIPELINE_TIMEOUT_S = 2400
 WORK_BEFORE_KILL_S = 10  # into the flows step: both executors are running its tasks
-GOLD = ("transitions", *gold.MONTHLY, *gold.PER_PERIOD, "occupation_mobility", "unusual_pairs")
 LOST_EXECUTOR = re.compile(r"[Ll]ost executor|ExecutorLostFailure|[Ww]orker lost")
 
 pytestmark = [pytest.mark.cluster, pytest.mark.fault, pytest.mark.slow,
@@ -164,7 +163,7 @@ def test_gold_tables_built_on_the_cluster_equal_those_of_the_local_run(
 ):
     assert run.status == 0, run.outputs()
     on_cluster = Lake(spark, run.lake)
-    for table in (f"gold.{name}" for name in GOLD):
+    for table in (f"gold.{name}" for name in gold.TABLES):
         local = _figures(generated_lake, table)
         assert local["rows"] > 0, table
         assert _figures(on_cluster, table) == pytest.approx(local, rel=1e-9), table
