@@ -89,6 +89,15 @@ def stop(process: subprocess.Popen[bytes], grace_s: float = STOP_TIMEOUT_S) -> l
     return [process.pid] if process.poll() is None else group_members(pgid)
 
 
+def pause(process: subprocess.Popen[bytes]) -> None:
+    """Freeze the whole group (SIGSTOP), as a long GC pause or a descheduled node would."""
+    os.killpg(process.pid, signal.SIGSTOP)
+
+
+def resume(process: subprocess.Popen[bytes]) -> None:
+    os.killpg(process.pid, signal.SIGCONT)
+
+
 def kill(process: subprocess.Popen[bytes]) -> None:
     """``kill -9`` of the whole group at once, as the OOM killer or a lost node would; wait until gone."""
     with contextlib.suppress(ProcessLookupError):

@@ -27,7 +27,7 @@ from mobility.config import Settings
 from mobility.ingest import TABLES, ingest
 from mobility.lake import Lake
 from mobility.synth.extract import write_extract
-from tests.processes import BIN, job_env, kill, start, stop, tail
+from tests.processes import BIN, job_env, kill, pause, resume, start, stop, tail
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -92,6 +92,15 @@ def _commit_window(log: Path) -> tuple[str, str]:
     times = [line[:23] for line in log.read_text(errors="replace").splitlines() if " mobility.lake" in line]
     assert times, f"no commit logged:\n{tail(log)}"
     return times[0], times[-1]
+
+
+def _wait_for_commit(process: subprocess.Popen[bytes], log: Path) -> None:
+    """Until the ingest has logged its first Delta commit."""
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while " mobility.lake" not in log.read_text(errors="replace"):
+        assert process.poll() is None, f"ingest ended ({process.returncode}) before a commit:\n{tail(log)}"
+        assert time.monotonic() < deadline, f"no commit after {JOB_TIMEOUT_S} s:\n{tail(log)}"
+        time.sleep(0.05)
 
 
 def _wait(process: subprocess.Popen[bytes], log: Path) -> int:
@@ -199,11 +208,23 @@ def test_two_ingests_at_once_both_land_every_row_once(
     lake = _lake(ref_lake, tmp_path / "lake")
     logs = [tmp_path / f"{b.name}.log" for b in batches]
 
-    jobs = [_ingest_job(lake, batch, log) for batch, log in zip(batches, logs, strict=True)]
+    # They meet for certain: the first is frozen after its first commit until the second has made its own,
+    # then both run on (a commit that loses the race is done again, "another job committed first").
+    first = _ingest_job(lake, batches[0], logs[0])
+    _wait_for_commit(first, logs[0])
+    pause(first)
+    try:
+        assert not lake.exists("silver.ingestion_log"), "the first ingest ended before the second started"
+        second = _ingest_job(lake, batches[1], logs[1])
+        _wait_for_commit(second, logs[1])
+    except BaseException:
+        stop(first)
+        raise
+    finally:
+        resume(first)
+    jobs = [first, second]
     codes = [_wait(job, log) for job, log in zip(jobs, logs, strict=True)]
 
-    # They met: each committed while the other was committing (a commit that lost the race was done again,
-    # "another job committed first"; whether one loses depends on timing, the rows must not).
     windows = [_commit_window(log) for log in logs]
     assert windows[0][0] < windows[1][1] and windows[1][0] < windows[0][1], f"no overlap: {windows}"
     for code, batch, log in zip(codes, batches, logs, strict=True):
