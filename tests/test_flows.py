@@ -171,6 +171,27 @@ def test_coarser_views_aggregate_moves_and_take_the_stock_of_the_coarse_origin(
     assertDataFrameEqual(domains, spark.createDataFrame(expected, schema))
 
 
+def test_the_median_delay_is_the_lower_median_of_the_dated_moves_in_every_view(
+    spark: SparkSession, market: DataFrame
+):
+    """The fine view reads each pair's sorted delays, the coarser ones a histogram: the same median."""
+    delays = {"A1101": [40, 200, 10, 70, None], "K2204": [None, None], "N4101": [9]}
+    moves = spark.createDataFrame(
+        [
+            (f"{rome}{i}", "hire", rome, "11", "A1203", "84", date(2022, 2, 1), days, False)
+            for rome, days in delays.items()
+            for i, days in enumerate(days)
+        ],
+        MOVES,
+    )
+    fine = {r["from_rome"]: r["median_days_to_move"] for r in flows(moves, market).collect()}
+    assert fine == {"A1101": 40, "K2204": None, "N4101": 9}  # 10 40 | 70 200: the lower of the two middles
+    occupations = occupation_flows(moves, market).collect()
+    assert {r["from_rome"]: r["median_days_to_move"] for r in occupations} == fine
+    regions = region_flows(moves, market).collect()
+    assert [(r["moves"], r["median_days_to_move"]) for r in regions] == [(8, 40)]  # 9 10 40 | 70 200
+
+
 def test_region_balance_counts_moves_across_regions(spark: SparkSession, fine: DataFrame):
     got = region_balance(fine).select("region", "period", "inflow", "outflow", "net", "internal")
     expected = [

@@ -22,10 +22,12 @@ Period
 Coarser views (``region_flows``, ``occupation_flows``, ``grand_domaine_flows``)
     The same aggregation of the same transitions on coarser keys: region -> region, occupation ->
     occupation, grand domaine (first letter of the code) -> grand domaine. The transitions are counted once
-    (``move_counts``: per fine pair, period and delay in days) and every view rolls those counts up: the
-    additive columns add, and the counts per delay form a histogram whose median is exact at every level
-    (an approximate median would not roll up). The stock at origin is that of the coarse origin (e.g. the
-    whole region), the destination market that of the coarse destination.
+    (``move_counts``: per fine pair, period and delay in days) and every coarser view rolls those counts up:
+    the additive columns add, and the counts per delay form a histogram whose median is exact at every level
+    (an approximate median would not roll up). The fine view takes its median from each pair's sorted delays
+    (``fine_counts``: a fine pair holds a few moves, and its histogram would be as long as its moves). The
+    stock at origin is that of the coarse origin (e.g. the whole region), the destination market that of the
+    coarse destination.
 Indicators (additive: they read any flows table holding the columns they need)
     ``region_balance``: per region (and period), ``inflow`` (moves into the region from another region),
     ``outflow`` (moves out of it to another region), ``net = inflow - outflow``, ``internal`` (moves
@@ -90,19 +92,43 @@ def period_label(start: Column, period: str) -> Column:
     return F.year(start).cast("string")
 
 
-def move_counts(transitions: DataFrame, *, period: str = "quarter") -> DataFrame:
-    """The transitions counted once, per fine pair (``from_rome``, ``from_region``, ``to_rome``,
-    ``to_region``), ``period_start`` and ``days_to_move``: ``moves``, ``hires``, ``reorientations``,
-    ``_via_offer``. Every flows view rolls these up."""
-    fine = [*(f"from_{d}" for d in FLOW_KEYS), *(f"to_{d}" for d in FLOW_KEYS)]
+def _move_aggregates() -> list[Column]:
     is_hire = F.col("kind") == "hire"
-    return transitions.groupBy(
-        *fine, period_start(F.col("move_date"), period).alias("period_start"), "days_to_move"
-    ).agg(
+    return [
         F.count(F.lit(1)).alias("moves"),
         F.count(F.when(is_hire, 1)).alias("hires"),
         F.count(F.when(F.col("kind") == "reorientation", 1)).alias("reorientations"),
         F.count(F.when(is_hire & F.col("via_offer"), 1)).alias("_via_offer"),
+    ]
+
+
+def move_counts(transitions: DataFrame, *, period: str = "quarter") -> DataFrame:
+    """The transitions counted once, per fine pair (``from_rome``, ``from_region``, ``to_rome``,
+    ``to_region``), ``period_start`` and ``days_to_move``: ``moves``, ``hires``, ``reorientations``,
+    ``_via_offer``. The coarser views roll these up."""
+    fine = [*(f"from_{d}" for d in FLOW_KEYS), *(f"to_{d}" for d in FLOW_KEYS)]
+    return transitions.groupBy(
+        *fine, period_start(F.col("move_date"), period).alias("period_start"), "days_to_move"
+    ).agg(*_move_aggregates())
+
+
+def fine_counts(transitions: DataFrame, *, period: str = "quarter") -> DataFrame:
+    """``rolled_up(move_counts(...))`` at the fine grain, in one aggregation: a fine pair and period holds a
+    few moves (their counts per delay hardly compress), so its exact lower median is read from its sorted
+    delays rather than from a histogram sorted in a window."""
+    fine = [*(f"from_{d}" for d in FLOW_KEYS), *(f"to_{d}" for d in FLOW_KEYS)]
+    delays = F.sort_array(F.collect_list("days_to_move"))  # nulls left out
+    return (
+        transitions.groupBy(*fine, period_start(F.col("move_date"), period).alias("period_start"))
+        .agg(*_move_aggregates(), delays.alias("_delays"))
+        .select(
+            *fine,
+            "period_start",
+            *(F.col(c).cast("long").alias(c) for c in ("moves", "hires", "reorientations", "_via_offer")),
+            F.when(
+                F.size("_delays") > 0, F.element_at("_delays", F.ceil(F.size("_delays") / 2).cast("int"))
+            ).alias("median_days_to_move"),
+        )
     )
 
 
@@ -143,7 +169,8 @@ def flows(
     occupation level. Columns: ``from_<d>`` for d in ``by``, ``to_<d>``, ``period``, ``period_start``,
     ``moves``, ``hires``, ``reorientations``, ``seekers_at_origin``, ``rate``, ``median_days_to_move``,
     ``share_via_offers``, ``dest_offers``, ``dest_positions``, ``dest_tension``. ``counts``: the
-    transitions' ``move_counts`` for this period, when the caller has them (several views read them).
+    transitions' ``move_counts`` for this period, when the caller has them (the coarser views read them;
+    the fine view counts the transitions itself, ``fine_counts``).
     """
     check_period(period)
     unknown = [d for d in by if d not in DIMENSIONS]
@@ -151,16 +178,19 @@ def flows(
         raise ValueError(f"by {list(by)!r}: expected dimensions among {', '.join(DIMENSIONS)}")
     origin_keys = [f"from_{d}" for d in by]
     destination_keys = [f"to_{d}" for d in by]
-    if counts is None:
-        counts = move_counts(transitions, period=period)
-    view = counts.select(
-        *(DIMENSIONS[d][0]("from").alias(f"from_{d}") for d in by),
-        *(DIMENSIONS[d][0]("to").alias(f"to_{d}") for d in by),
-        "period_start",
-        "days_to_move",
-        *_COUNTS,
-    )
-    counted = rolled_up(view, [*origin_keys, *destination_keys, "period_start"])
+    if tuple(by) == FLOW_KEYS:
+        counted = fine_counts(transitions, period=period)
+    else:
+        if counts is None:
+            counts = move_counts(transitions, period=period)
+        view = counts.select(
+            *(DIMENSIONS[d][0]("from").alias(f"from_{d}") for d in by),
+            *(DIMENSIONS[d][0]("to").alias(f"to_{d}") for d in by),
+            "period_start",
+            "days_to_move",
+            *_COUNTS,
+        )
+        counted = rolled_up(view, [*origin_keys, *destination_keys, "period_start"])
 
     area = market_region.select(
         *(DIMENSIONS[d][1]().alias(d) for d in by), "month", "seekers_stock", "offers_published", "positions"
@@ -179,8 +209,10 @@ def flows(
         F.sum("positions").alias("dest_positions"),
         F.sum("seekers_stock").alias("_dest_stock"),
     )
-    joined = counted.join(at_origin, [*origin_keys, "period_start"], "left").join(
-        at_destination, [*destination_keys, "period_start"], "left"
+    # The market sides are bounded by occupations x places x periods, the moves by the data: broadcast, so
+    # that the moves are not shuffled twice more.
+    joined = counted.join(F.broadcast(at_origin), [*origin_keys, "period_start"], "left").join(
+        F.broadcast(at_destination), [*destination_keys, "period_start"], "left"
     )
     stock = F.coalesce(F.col("seekers_at_origin"), F.lit(0))
     return joined.select(
@@ -358,9 +390,9 @@ def flows_tables(
 ) -> dict[str, DataFrame]:
     """The per-period tables: ``flows``, its coarser views and ``region_balance``. Each period depends only
     on the transitions of the period and the market of its months and the month before, which is what lets
-    a refresh recompute only the periods a batch touched. The transitions are counted once for the four
-    views; with ``persist`` those counts and ``flows`` (read by ``region_balance`` and the indicators) are
-    kept in memory and on disk, for the caller to release."""
+    a refresh recompute only the periods a batch touched. The transitions are counted once for the three
+    coarser views; with ``persist`` those counts and ``flows`` (read by ``region_balance`` and the
+    indicators) are kept in memory and on disk, for the caller to release."""
     counts = move_counts(transitions, period=period)
     if persist:
         counts = counts.persist(StorageLevel.MEMORY_AND_DISK)
