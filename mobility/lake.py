@@ -224,18 +224,8 @@ class Lake:
         condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
 
         def write() -> None:
-            if not self.exists(table):
-                # The first write creates the table (its properties are options prefixed "delta."), in a mode
-                # that refuses a table another writer created since the check: an "append" would add this
-                # batch's rows beside that writer's (the same keys twice), an "overwrite" would erase them.
-                # Both creating version 0 at once is a commit conflict, and the retry merges.
-                writer = df.write.format("delta").mode("errorifexists").options(**(properties or {}))
-                try:
-                    (writer.partitionBy(*partition_by) if partition_by else writer).save(self.path(table))
-                    return
-                except AnalysisException:
-                    if not self.exists(table):
-                        raise
+            if self._first_write(df, table, partition_by, properties):
+                return
             target = DeltaTable.forPath(self.spark, self.path(table)).alias("t")
             merge = target.merge(df.alias("s"), condition)
             if update_set is not None:
@@ -286,12 +276,30 @@ class Lake:
     def _create(
         self, table: str, schema: StructType, partition_by: Sequence[str], properties: dict[str, str] | None
     ) -> None:
-        builder = DeltaTable.createIfNotExists(self.spark).location(self.path(table)).addColumns(schema)
-        if partition_by:
-            builder = builder.partitionedBy(*partition_by)
-        for key, value in (properties or {}).items():
-            builder = builder.property(key, value)
-        builder.execute()
+        # Not Delta's CREATE TABLE IF NOT EXISTS: it refuses a location holding files without a commit, which
+        # is what a writer creating the same table at this moment leaves there (two ingests at once), or one
+        # killed during its first write.
+        self._first_write(self.spark.createDataFrame([], schema), table, partition_by, properties)
+
+    def _first_write(
+        self, df: DataFrame, table: str, partition_by: Sequence[str], properties: dict[str, str] | None
+    ) -> bool:
+        """Create ``table`` with the rows of ``df`` unless it exists; whether this call created it.
+
+        The mode refuses a table another writer created since the check: an "append" would add these rows
+        beside that writer's (the same keys twice), an "overwrite" would erase them. Both creating version 0
+        at once is a commit conflict (retried by ``_committed``), and the retry finds the table. The
+        properties are options prefixed "delta."."""
+        if self.exists(table):
+            return False
+        writer = df.write.format("delta").mode("errorifexists").options(**(properties or {}))
+        try:
+            (writer.partitionBy(*partition_by) if partition_by else writer).save(self.path(table))
+        except AnalysisException:
+            if not self.exists(table):
+                raise
+            return False
+        return True
 
     def append(self, df: DataFrame, table: str) -> int:
         """Add rows (run logs, whose history is the point)."""

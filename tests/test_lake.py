@@ -1,9 +1,11 @@
 """Delta writes: overwrite, overwrite of partitions, MERGE on keys, versions and time travel."""
 
 import json
+from pathlib import Path
 
 import pytest
 from delta.tables import DeltaTable
+from pyspark.sql.types import IntegerType, StringType, StructField, StructType
 from pyspark.testing import assertDataFrameEqual
 
 from mobility.lake import Lake, LakeError
@@ -153,6 +155,25 @@ def test_a_first_merge_into_a_table_another_writer_just_created_merges_instead_o
 
     expected = spark.createDataFrame([("k1", 1), ("k2", 20), ("k3", 3)], schema)
     assertDataFrameEqual(lake.read("silver.t_race"), expected)
+
+
+@pytest.mark.parametrize("log_folder", [False, True])
+def test_create_lands_where_another_writer_has_files_but_no_commit_yet(lake: Lake, log_folder: bool):
+    """Two ingests creating ``silver.quarantine`` at once: the first has written its files, not its commit
+    (or was killed there). Delta's CREATE TABLE IF NOT EXISTS refuses such a location."""
+    schema = StructType([StructField("k", StringType()), StructField("v", IntegerType())])
+    other = lake.spark.createDataFrame([("k1", 1)], schema)
+    name = f"silver.t_half_{log_folder:d}"
+    other.write.parquet(lake.path(name))  # the files of a write not committed
+    if log_folder:  # and its log folder, still empty
+        Path(lake.path(name), "_delta_log").mkdir()
+    properties = {"delta.enableDeletionVectors": "true"}
+
+    assert lake.create(name, schema, properties=properties) == 0
+
+    assert lake.read(name).count() == 0
+    assert DeltaTable.forPath(lake.spark, lake.path(name)).detail().first()["properties"] == properties
+    assert lake.create(name, schema) == 0  # exists: nothing more committed
 
 
 def test_writes_without_keys_or_partitions_are_refused(lake: Lake):
