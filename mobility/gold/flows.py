@@ -124,7 +124,7 @@ def fine_counts(transitions: DataFrame, *, period: str = "quarter") -> DataFrame
         .select(
             *fine,
             "period_start",
-            *(F.col(c).cast("long").alias(c) for c in ("moves", "hires", "reorientations", "_via_offer")),
+            *(F.col(c).cast("long").alias(c) for c in _COUNTS),
             F.when(
                 F.size("_delays") > 0, F.element_at("_delays", F.ceil(F.size("_delays") / 2).cast("int"))
             ).alias("median_days_to_move"),
