@@ -37,6 +37,27 @@ def test_overwrite_replaces_rows_and_versions_allow_time_travel(lake: Lake):
     assert "gold.t_overwrite" in lake.tables("gold")
 
 
+def test_read_arrow_reads_the_version_asked_from_the_files_and_refuses_what_it_cannot_read(lake: Lake):
+    spark = lake.spark
+    first = spark.createDataFrame([("2024-01", "A1101", 3), ("2024-01", "M1805", None)], SCHEMA)
+    second = spark.createDataFrame([("2024-02", "M1805", 7)], SCHEMA)
+    lake.overwrite(first, "gold.t_arrow", partition_by=("month",))
+    lake.overwrite(second, "gold.t_arrow", partition_by=("month",))
+    old = lake.read_arrow("gold.t_arrow", 0)
+    assert old.schema.names == ["month", "rome", "n"]  # the partition column in its place
+    assert sorted(old.to_pylist(), key=str) == sorted(
+        lake.read("gold.t_arrow", 0).toArrow().to_pylist(), key=str
+    )
+    assert lake.read_arrow("gold.t_arrow", 1).to_pylist() == [{"month": "2024-02", "rome": "M1805", "n": 7}]
+    with pytest.raises(LakeError, match="gold.t_arrow version 5 .* cannot be read as Arrow"):
+        lake.read_arrow("gold.t_arrow", 5)
+    # Rows deleted through a deletion vector must not come back: delta-rs refuses such a table.
+    lake.overwrite(first, "gold.t_arrow_dv", properties={"delta.enableDeletionVectors": "true"})
+    DeltaTable.forPath(spark, lake.path("gold.t_arrow_dv")).delete("rome = 'A1101'")
+    with pytest.raises(LakeError, match="cannot be read as Arrow.*deletionVectors"):
+        lake.read_arrow("gold.t_arrow_dv", lake.version("gold.t_arrow_dv"))
+
+
 def test_overwrite_accepts_a_new_schema(lake: Lake):
     spark = lake.spark
     lake.overwrite(spark.createDataFrame([("a",)], "x string"), "gold.t_schema")

@@ -114,11 +114,12 @@ a rule is written for it.
 
 Where it runs
 -------------
-The published tables are aggregates (about a million rows at 1M seekers): the gold tables are brought to the
-driver once (``views.collect``), their cells, lines and links become integer arrays (``model``, ``rules``),
-the rounds run vectorised over the lines the last round touched (``solver``), and each row's flags go back
-to Spark, where the rules' columns are applied (``views``). ``step`` reads the gold tables and writes the
-views as one build: readers (``read``) see the versions of the last build that wrote all of them.
+The published tables are aggregates (about a million rows at 1M seekers): the step reads the gold tables as
+Arrow tables from their files, without Spark (``Lake.read_arrow``); their cells, lines and links become
+integer arrays (``views.frames``, ``model``, ``rules``), the rounds run vectorised over the lines the last
+round touched (``solver``), and each view is made on the driver from its flags with Arrow compute
+(``views.published``: Arrow in, Arrow out). Spark only writes the views. ``step`` writes them as one build:
+readers (``read``) see the versions of the last build that wrote all of them.
 """
 
 from mobility.publish.rules import GOLD_TABLES

@@ -1,5 +1,5 @@
 """The cells and lines of the published tables (the rules of ``mobility.publish``, numbered there), on pandas
-frames of the gold tables as ``views.collect`` brings them to the driver."""
+frames of the gold tables as ``views.frames`` brings them to the driver."""
 
 from __future__ import annotations
 
@@ -28,9 +28,9 @@ FLOW_TABLES: dict[str, tuple[str, ...]] = {
 }
 MARKET_COUNTS = ("seekers_stock", "registrations", "exits_to_work", "hires")
 MARKET_KEYS = {"market": ("rome", "code_region", "month"), "market_national": ("rome", "month")}
-VIA = "_via"  # hires through an offer: round(share_via_offers * hires), 0 without hire (views.collect)
-DOMAINS = ("_from_domain", "_to_domain")  # grand domaines of flows_occupation's pair (views.collect)
-DOMAIN = "_domain"  # the market's grand domaine (views.collect)
+VIA = "_via"  # hires through an offer: round(share_via_offers * hires), 0 without hire (views.frames)
+DOMAINS = ("_from_domain", "_to_domain")  # grand domaines of flows_occupation's pair (views.frames)
+DOMAIN = "_domain"  # the market's grand domaine (views.frames)
 # market total row name -> its line keys on the market: the regional stock's totals that the coarse flows
 # publish as seekers_at_origin (the national cell is the third, per occupation)
 STOCK_TOTALS = {"market_region_total": ("code_region", "month"), "market_domain_total": (DOMAIN, "month")}
