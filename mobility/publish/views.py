@@ -254,6 +254,12 @@ def _published_market(table: str, gold: pa.Table, flags: pd.DataFrame) -> pa.Tab
     return _published(gold, [*MARKET_KEYS[table], *MARKET_COLUMNS], withheld)
 
 
+def _require(tables: Mapping[str, object]) -> None:
+    missing = [t for t in GOLD_TABLES if t not in tables]
+    if missing:
+        raise ValueError(f"publish: gold tables missing: {', '.join(missing)}")
+
+
 def published(tables: Mapping[str, pa.Table], *, min_cell: int, max_rounds: int) -> dict[str, pa.Table]:
     """The published views of the gold tables (see ``mobility.publish`` for every rule), Arrow in and out.
 
@@ -262,9 +268,7 @@ def published(tables: Mapping[str, pa.Table], *, min_cell: int, max_rounds: int)
     Returns ``published_<name>`` for each. ``min_cell``: the least count published (``privacy.min_cell``);
     ``max_rounds``: bound of the secondary-suppression rounds (``SuppressionError`` beyond it).
     """
-    missing = [t for t in GOLD_TABLES if t not in tables]
-    if missing:
-        raise ValueError(f"publish: gold tables missing: {', '.join(missing)}")
+    _require(tables)
     if min_cell < 1:
         raise ValueError(f"min_cell {min_cell}: expected at least 1")
     began = time.monotonic()
@@ -316,9 +320,7 @@ _ROWS_PER_FILE = 200_000
 
 def publish(gold: Mapping[str, DataFrame], *, min_cell: int, max_rounds: int) -> dict[str, DataFrame]:
     """``published`` for Spark frames: the gold frames collected, the views back in Spark."""
-    missing = [t for t in GOLD_TABLES if t not in gold]
-    if missing:
-        raise ValueError(f"publish: gold tables missing: {', '.join(missing)}")
+    _require(gold)
     spark = next(iter(gold.values())).sparkSession
     views = published(collect(gold), min_cell=min_cell, max_rounds=max_rounds)
     return {name: to_spark(spark, table) for name, table in views.items()}
