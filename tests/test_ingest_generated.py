@@ -216,6 +216,10 @@ def test_the_views_a_reader_gets_come_from_one_build_row_read_once(published, la
             reads.append(table)
             return super().read(table, version)
 
+        def read_arrow(self, table, version):  # noqa: ANN001, ANN202
+            reads.append(table)
+            return super().read_arrow(table, version)
+
     reads: list[str] = []
     views = publish.read(Counting(lake_with_ref.spark, lake_with_ref.root, lake_with_ref.commit_attempts))
     assert len(views) == len(publish.GOLD_TABLES)
@@ -234,10 +238,10 @@ def test_a_publish_failing_half_way_leaves_readers_on_the_last_complete_build(
     class ThirdWriteFails(Lake):
         """A lake whose third view write fails, after two views of the new build were committed."""
 
-        def overwrite(self, df, table, partition_by=()):  # noqa: ANN001, ANN202
+        def overwrite_arrow(self, data, table):  # noqa: ANN001, ANN202
             if table.startswith("gold.published_") and len(written) == 2:
                 raise OSError("disk full (injected)")
-            version = super().overwrite(df, table, partition_by)
+            version = super().overwrite_arrow(data, table)
             written.append(table)
             return version
 

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from delta.tables import DeltaTable
 from pyspark.sql.types import IntegerType, StringType, StructField, StructType
@@ -56,6 +57,28 @@ def test_read_arrow_reads_the_version_asked_from_the_files_and_refuses_what_it_c
     DeltaTable.forPath(spark, lake.path("gold.t_arrow_dv")).delete("rome = 'A1101'")
     with pytest.raises(LakeError, match="cannot be read as Arrow.*deletionVectors"):
         lake.read_arrow("gold.t_arrow_dv", lake.version("gold.t_arrow_dv"))
+
+
+def test_arrow_writes_are_delta_commits_spark_reads_with_their_schema_and_versions(lake: Lake):
+    first = pa.table({"rome": ["A1101", "M1805"], "n": pa.array([3, None], pa.int64())})
+    assert lake.overwrite_arrow(first, "gold.t_arrow_w") == 0
+    tags = pa.list_(pa.field("x", pa.string(), nullable=False))
+    again = pa.table({"rome": ["K2111"], "tags": pa.array([["a"]], tags)})
+    assert lake.overwrite_arrow(again, "gold.t_arrow_w") == 1  # a new schema replaces the old one
+    got = lake.read("gold.t_arrow_w")
+    assert got.schema.simpleString() == "struct<rome:string,tags:array<string>>"
+    assert not got.schema["tags"].dataType.containsNull
+    assert [r.asDict() for r in got.collect()] == [{"rome": "K2111", "tags": ["a"]}]
+    assert sorted(lake.read("gold.t_arrow_w", 0).collect()) == sorted([("A1101", 3), ("M1805", None)])
+    more = pa.table({"rome": ["B1101"], "tags": pa.array([["b", "c"]], tags)})
+    assert lake.append_arrow(more, "gold.t_arrow_w") == 2
+    assert lake.read("gold.t_arrow_w").count() == 2
+    # A table Spark created takes Arrow rows, and Spark writes after delta-rs.
+    lake.overwrite(lake.spark.createDataFrame([("a", 1)], "k string, n bigint"), "gold.t_mixed")
+    lake.append_arrow(pa.table({"k": ["b"], "n": pa.array([2], pa.int64())}), "gold.t_mixed")
+    lake.append(lake.spark.createDataFrame([("c", 3)], "k string, n bigint"), "gold.t_mixed")
+    assert sorted(lake.read("gold.t_mixed").collect()) == [("a", 1), ("b", 2), ("c", 3)]
+    assert lake.rows_written("gold.t_mixed", 0) == 1
 
 
 def test_overwrite_accepts_a_new_schema(lake: Lake):

@@ -118,8 +118,9 @@ The published tables are aggregates (about a million rows at 1M seekers): the st
 Arrow tables from their files, without Spark (``Lake.read_arrow``); their cells, lines and links become
 integer arrays (``views.frames``, ``model``, ``rules``), the rounds run vectorised over the lines the last
 round touched (``solver``), and each view is made on the driver from its flags with Arrow compute
-(``views.published``: Arrow in, Arrow out). Spark only writes the views. ``step`` writes them as one build:
-readers (``read``) see the versions of the last build that wrote all of them.
+(``views.published``: Arrow in, Arrow out). ``step`` writes them from Arrow too (``Lake.overwrite_arrow``,
+delta-rs: Delta commits without Spark's jobs around each, a second a view), as one build: readers
+(``read``, with Spark) see the versions of the last build that wrote all of them.
 """
 
 from mobility.publish.rules import GOLD_TABLES

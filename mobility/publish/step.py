@@ -7,6 +7,7 @@ build at their latest version, which no reader sees: they keep reading the last 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import time
@@ -16,12 +17,11 @@ from functools import partial
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from mobility.config import PrivacySettings
 from mobility.lake import Lake, LakeError, concurrently
 from mobility.publish.rules import GOLD_TABLES
-from mobility.publish.views import published, to_spark
+from mobility.publish.views import published
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,11 @@ def _state(versions: dict[str, int], privacy: PrivacySettings) -> str:
 def _last_build(lake: Lake) -> dict | None:
     if not lake.exists(STATE):
         return None
-    last = lake.read(STATE).orderBy(F.col("built_at").desc()).first()  # one row per build
-    return last.asDict() if last is not None else None
+    builds = lake.read_arrow(STATE, lake.version(STATE)).to_pylist()  # one row per build
+    if not builds:
+        return None
+    last = max(builds, key=lambda b: b["built_at"])
+    return {**last, "views": dict(last["views"] or ())}
 
 
 def up_to_date(lake: Lake, privacy: PrivacySettings) -> bool:
@@ -102,7 +105,7 @@ def write(lake: Lake, privacy: PrivacySettings, *, parallel_writes: int = 1) -> 
     views = published(gold, min_cell=privacy.min_cell, max_rounds=privacy.max_suppression_rounds)
 
     def written(name: str, table: pa.Table) -> tuple[int, int, int]:
-        version = lake.overwrite(to_spark(lake.spark, table), f"gold.{name}")
+        version = lake.overwrite_arrow(table, f"gold.{name}")
         rows, suppressed = table.num_rows, pc.sum(table.column("suppressed")).as_py() or 0
         log.info("publish: wrote gold.%s: %d rows, %d with suppressed cells", name, rows, suppressed)
         return version, rows, suppressed
@@ -113,10 +116,15 @@ def write(lake: Lake, privacy: PrivacySettings, *, parallel_writes: int = 1) -> 
     counts: dict[str, int] = {}
     for name, (_, rows, suppressed) in done.items():
         counts[f"gold.{name} rows"], counts[f"gold.{name} suppressed rows"] = rows, suppressed
-    row = lake.spark.createDataFrame(
-        [(build, state, versions)], "build_id string, state string, views map<string, bigint>"
-    ).withColumn("built_at", F.current_timestamp())
-    lake.append(row, STATE)
+    row = pa.table(
+        {
+            "build_id": [build],
+            "state": [state],
+            "views": pa.array([list(versions.items())], pa.map_(pa.string(), pa.int64())),
+            "built_at": pa.array([dt.datetime.now(dt.UTC)], pa.timestamp("us", tz="UTC")),
+        }
+    )
+    lake.append_arrow(row, STATE)
     seconds = time.monotonic() - began
     log.info(
         "publish: build %s, %d views, min_cell %d, in %.1f s", build, len(views), privacy.min_cell, seconds

@@ -1,8 +1,8 @@
 """The published views of the gold tables: the gold tables as Arrow tables on the driver, their cells solved
-(``rules``), and each view made there from its flags with Arrow compute; Spark only writes the views.
+(``rules``), and each view made there from its flags with Arrow compute.
 
 ``published`` is the pure part (Arrow tables in, Arrow tables out); ``publish`` wraps it for Spark frames
-(tests, notebooks); the step reads the tables' files without Spark (``mobility.publish.step``)."""
+(tests, notebooks); the step reads and writes the tables' files without Spark (``mobility.publish.step``)."""
 
 from __future__ import annotations
 
