@@ -50,7 +50,7 @@ facts), so that the three tables share one computation of the facts; ``market`` 
 only, one shuffle per table (by occupation and area, kept by the month sums and both windows): stocks are
 running sums of entries (+1) and exits (-1) over the months holding a fact, each stretched to the month
 before the next one (a grid of every area times the calendar, joined to the facts, cost a shuffle per step);
-rolling values are range windows over a month index.
+rolling values are running sums over a month index, less their value ``rolling_months`` months before.
 """
 
 from __future__ import annotations
@@ -257,10 +257,21 @@ def market_table(
         "_first_index",
     )
 
-    window = Window.partitionBy(*keys).orderBy("_index").rangeBetween(-(rolling_months - 1), 0)
+    # Rolling sums as running sums less the running sum of ``rolling_months`` rows before (one row per month
+    # from an area's first fact on): Spark evaluates a sliding frame again over every row it holds each time
+    # its lower bound moves, a running frame once per row.
+    by_index = Window.partitionBy(*keys).orderBy("_index")
+    upto = by_index.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    summed = (*_FLOWS, "seekers_stock")
+    running = dense.select("*", *(F.sum(c).over(upto).alias(f"_run_{c}") for c in summed))
+
+    def rolling(name: str) -> Column:
+        run = f"_run_{name}"
+        return F.col(run) - F.coalesce(F.lag(run, rolling_months).over(by_index), F.lit(0))
+
     months = F.least(F.lit(rolling_months), F.col("_index") - F.col("_first_index") + 1)
-    stock_sum = F.sum("seekers_stock").over(window)
-    out = dense.select(
+    stock_sum = rolling("seekers_stock")
+    out = running.select(
         *keys,
         "month",
         "seekers_stock",
@@ -268,9 +279,9 @@ def market_table(
         F.when(F.col("seekers_stock") > 0, F.col("offers_published") / F.col("seekers_stock")).alias(
             "tension"
         ),
-        *(F.sum(name).over(window).alias(f"{name}_rolling") for name in _FLOWS),
+        *(rolling(name).alias(f"{name}_rolling") for name in _FLOWS),
         (stock_sum / months).alias("seekers_stock_avg_rolling"),
-        F.when(stock_sum > 0, F.sum("offers_published").over(window) / stock_sum).alias("tension_rolling"),
+        F.when(stock_sum > 0, rolling("offers_published") / stock_sum).alias("tension_rolling"),
         months.cast("int").alias("rolling_months"),
     )
     anything = F.col("seekers_stock") != 0
