@@ -98,6 +98,12 @@ _SPELL_ATTRIBUTES = (
     "code_commune", "code_departement", "code_region", "education",
 )  # fmt: skip
 _CODES = ("rome", "rome_version", "rome_v3")
+# What a hire brings to its transition and to the quality figures: the rest of silver.hires (its lineage,
+# ``_source_file`` and ``_row_hash`` among them) would only ride through the match's shuffle and sort.
+_HIRE_COLUMNS = (
+    "seeker_id", "hire_date", *_CODES, "code_commune", "code_departement", "code_region", "contract",
+    "offer_id",
+)  # fmt: skip
 
 
 def check_level(level: str) -> str:
@@ -307,8 +313,9 @@ def match_hires(
     level: str = "rome_v3",
     grace_days: int = GRACE_DAYS,
 ) -> DataFrame:
-    """Every hire with ``_origin`` (a struct of the origin segment; null when the hire belongs to no spell)
-    and its offer's flags ``via_offer``, ``_offer_other_occupation``, ``_offer_other_departement``."""
+    """Every hire (its ``_HIRE_COLUMNS``) with ``_origin`` (a struct of the origin segment; null when the hire
+    belongs to no spell) and its offer's flags ``via_offer``, ``_offer_other_occupation``,
+    ``_offer_other_departement``."""
     check_level(level)
     origin = F.struct(
         "registration_date", "occupation", "rome", "rome_version", "rome_v3", "code_commune",
@@ -329,7 +336,7 @@ def match_hires(
     )
     # Most recent spell first, then the last segment of it started on or before the hire date. The hire's
     # columns ride along (functionally dependent on its key): nothing is joined back.
-    columns = hires.columns
+    columns = list(_HIRE_COLUMNS)
     best = (
         hires.select("seeker_id", "hire_date", F.struct(*columns).alias("_hire"))
         .join(candidates, (F.col("seeker_id") == F.col("_seeker")) & belongs, "left")
