@@ -18,13 +18,13 @@ PER_MINUTE = 1_000_000
 JUDGED_SCALES = ("M", "L")  # where a per-row rate or a ratio to DuckDB means something (S is overhead)
 
 PROJECT = Path(__file__).resolve().parents[1]
-_COLLECTING = re.compile(r"\.(collect|toPandas|toLocalIterator)\(")
+_COLLECTING = re.compile(r"\.(collect|toPandas|toArrow|toLocalIterator)\(")
 
 
 def unbounded_collects(package: Path = PROJECT / "mobility") -> list[str]:
     """Lines of the library bringing a Spark result to the driver without saying why it is bounded: each
-    ``collect()``, ``toPandas()`` or ``toLocalIterator()`` carries a ``# bounded: <why>`` comment on its
-    line (or the line before), e.g. ``# bounded: one row per reason``."""
+    ``collect()``, ``toPandas()``, ``toArrow()`` or ``toLocalIterator()`` carries a ``# bounded: <why>``
+    comment on its line (or the line before), e.g. ``# bounded: one row per reason``."""
     found = []
     for path in sorted(package.rglob("*.py")):
         lines = path.read_text(encoding="utf-8").splitlines()

@@ -181,18 +181,44 @@ class Lake:
 
         return self._committed(table, "overwrite", write)
 
-    def overwrite_arrow(self, data: pa.Table, table: str) -> int:
+    def overwrite_arrow(
+        self,
+        data: pa.Table,
+        table: str,
+        partition_by: Sequence[str] = (),
+        properties: dict[str, str] | None = None,
+    ) -> int:
         """Replace the whole table (schema included) by an Arrow table from the driver, written by delta-rs:
-        for the small tables a step builds on the driver, which Spark would write at a second each."""
-        return self._committed(table, "overwrite", lambda: self._write_arrow(data, table, "overwrite"))
+        for the small tables a step builds on the driver, which Spark would write at a second or two each
+        (a write job, then the jobs rebuilding the table's state after the commit). ``partition_by`` and
+        the Delta table ``properties`` as ``overwrite``'s; a table's existing properties stay."""
+        return self._committed(
+            table,
+            "overwrite",
+            lambda: self._write_arrow(data, table, "overwrite", partition_by, properties),
+        )
 
     def append_arrow(self, data: pa.Table, table: str) -> int:
         """Add the rows of an Arrow table from the driver (run logs), written by delta-rs."""
         return self._committed(table, "append", lambda: self._write_arrow(data, table, "append"))
 
-    def _write_arrow(self, data: pa.Table, table: str, mode: str) -> None:
+    def _write_arrow(
+        self,
+        data: pa.Table,
+        table: str,
+        mode: str,
+        partition_by: Sequence[str] = (),
+        properties: dict[str, str] | None = None,
+    ) -> None:
         schema_mode = "overwrite" if mode == "overwrite" else "merge"
-        deltalake.write_deltalake(self.path(table), data, mode=mode, schema_mode=schema_mode)
+        deltalake.write_deltalake(
+            self.path(table),
+            data,
+            mode=mode,
+            schema_mode=schema_mode,
+            partition_by=list(partition_by) or None,
+            configuration=properties,
+        )
 
     def set_properties(self, table: str, properties: dict[str, str]) -> None:
         """Set the Delta table ``properties`` that differ (a commit only when one does)."""

@@ -30,10 +30,13 @@ def test_a_collect_without_its_bound_is_found(tmp_path: Path):
         "b = df.limit(5).toPandas()\n"
         "# df.collect() in a comment is not a call\n"
     )
-    (package / "bad.py").write_text("rows = df.collect()  # every seeker\npdf = df.toPandas()\n")
+    (package / "bad.py").write_text(
+        "rows = df.collect()  # every seeker\npdf = df.toPandas()\ntable = df.toArrow()\n"
+    )
     assert targets.unbounded_collects(package) == [
         "pkg/bad.py:1: rows = df.collect()  # every seeker",
         "pkg/bad.py:2: pdf = df.toPandas()",
+        "pkg/bad.py:3: table = df.toArrow()",
     ]
 
 

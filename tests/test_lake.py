@@ -81,6 +81,33 @@ def test_arrow_writes_are_delta_commits_spark_reads_with_their_schema_and_versio
     assert lake.rows_written("gold.t_mixed", 0) == 1
 
 
+def test_arrow_overwrite_keeps_partitions_and_properties_and_spark_replaces_a_partition_after(lake: Lake):
+    """A full build writes its small gold tables from Arrow; a refresh then replaces periods with Spark."""
+    spark = lake.spark
+    only_rome = {"delta.dataSkippingStatsColumns": "rome"}
+    rows = [("2024-01", "A1101", 1), ("2024-02", "A1101", 2)]
+    lake.overwrite(spark.createDataFrame(rows, SCHEMA), "gold.t_arrow_parts", ["month"], only_rome)
+    fresh = pa.table({"month": ["2024-01", "2024-02", "2024-03"], "rome": ["M1805"] * 3, "n": [10, 20, 30]})
+    version = lake.overwrite_arrow(fresh, "gold.t_arrow_parts", ["month"], only_rome)
+    written = lake.root / "gold" / "t_arrow_parts"
+    assert {p.parent.name for p in written.glob("month=*/*.parquet") if p.stat().st_size} >= {
+        "month=2024-01", "month=2024-02", "month=2024-03"
+    }  # fmt: skip
+    assert {tuple(s["minValues"]) for s in _file_stats(lake, "gold.t_arrow_parts", version)} == {("rome",)}
+    assert DeltaTable.forPath(spark, str(written)).detail().first()["partitionColumns"] == ["month"]
+    lake.replace_where(
+        spark.createDataFrame([("2024-02", "K2111", 5)], SCHEMA), "gold.t_arrow_parts", "month = '2024-02'",
+        ["month"],
+    )  # fmt: skip
+    expected = [("2024-01", "M1805", 10), ("2024-02", "K2111", 5), ("2024-03", "M1805", 30)]
+    assertDataFrameEqual(lake.read("gold.t_arrow_parts"), spark.createDataFrame(expected, SCHEMA))
+    assert DeltaTable.forPath(spark, str(written)).detail().first()["properties"] == only_rome
+    # A table delta-rs creates has them too.
+    lake.overwrite_arrow(fresh, "gold.t_arrow_new", ["month"], only_rome)
+    detail = DeltaTable.forPath(spark, lake.path("gold.t_arrow_new")).detail().first()
+    assert (detail["partitionColumns"], detail["properties"]) == (["month"], only_rome)
+
+
 def test_overwrite_accepts_a_new_schema(lake: Lake):
     spark = lake.spark
     lake.overwrite(spark.createDataFrame([("a",)], "x string"), "gold.t_schema")

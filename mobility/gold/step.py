@@ -2,7 +2,9 @@
 to date with the batches ingested since the last build (``mobility.gold.refresh``) when that build allows it.
 
 Every write is a Delta overwrite (of the partitions concerned, for a refresh), atomic per table; the state
-row (``gold.flows_state``) is appended last, so a build interrupted half-way is redone from the same state.
+row (``gold.flows_state``) is appended last, so a build interrupted half-way is redone from the same state. A
+full build writes the tables bounded by occupations, places and periods (``DRIVER_TABLES``) from the driver
+with delta-rs, the others with Spark; a refresh writes them all with Spark.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from mobility.config import FlowsSettings
 from mobility.gold.build import build, read_sources
 from mobility.gold.refresh import refresh
 from mobility.gold.tables import (
+    DRIVER_TABLES,
     State,
     one_file_per_partition,
     partition_by,
@@ -34,6 +37,11 @@ def write_full(lake: Lake, options: FlowsSettings) -> dict[str, int]:
     counts: dict[str, int] = {}
     try:
         for name, df in gold.items():
+            if name in DRIVER_TABLES:
+                data = partitioned(name, df).toArrow()  # bounded: DRIVER_TABLES
+                lake.overwrite_arrow(data, f"gold.{name}", partition_by(name), properties(name))
+                counts[f"gold.{name} rows"] = data.num_rows
+                continue
             table = one_file_per_partition(name, partitioned(name, df))
             version = lake.overwrite(table, f"gold.{name}", partition_by(name), properties(name))
             counts[f"gold.{name} rows"] = lake.rows_written(f"gold.{name}", version)

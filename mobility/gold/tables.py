@@ -53,6 +53,16 @@ STATS_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
+# The tables a full build writes from the driver (``Lake.overwrite_arrow``): bounded by occupations, places
+# and periods, not by seekers (flows_occupation, the largest, holds about 0.1M rows at M), where a Spark write
+# costs a second or two of jobs around the commit whatever the size. A refresh replaces their periods with
+# Spark.
+DRIVER_TABLES = (
+    "market_national", "flows_region", "flows_occupation", "flows_grand_domaine", "region_balance",
+    "occupation_mobility", "unusual_pairs",
+)  # fmt: skip
+
+
 # gold.segments: a refresh replaces the rows of seekers spread over every file; deletion vectors mark the old
 # rows deleted where a rewrite would copy every file.
 DELETION_VECTORS = ("segments",)
