@@ -191,7 +191,8 @@ class Lake:
         """Replace the whole table (schema included) by an Arrow table from the driver, written by delta-rs:
         for the small tables a step builds on the driver, which Spark would write at a second or two each
         (a write job, then the jobs rebuilding the table's state after the commit). ``partition_by`` and
-        the Delta table ``properties`` as ``overwrite``'s; a table's existing properties stay."""
+        the Delta table ``properties`` as ``overwrite``'s (delta-rs applies a write's properties only when it
+        creates the table: those that differ on a table that exists are set first)."""
         return self._committed(
             table,
             "overwrite",
@@ -211,6 +212,12 @@ class Lake:
         properties: dict[str, str] | None = None,
     ) -> None:
         schema_mode = "overwrite" if mode == "overwrite" else "merge"
+        if properties and self.exists(table):
+            current = deltalake.DeltaTable(self.path(table))
+            changed = {k: v for k, v in properties.items() if current.metadata().configuration.get(k) != v}
+            if changed:
+                current.alter.set_table_properties(changed)
+                log.info("table %s: properties set: %s", table, changed)
         deltalake.write_deltalake(
             self.path(table),
             data,

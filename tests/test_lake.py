@@ -102,10 +102,14 @@ def test_arrow_overwrite_keeps_partitions_and_properties_and_spark_replaces_a_pa
     expected = [("2024-01", "M1805", 10), ("2024-02", "K2111", 5), ("2024-03", "M1805", 30)]
     assertDataFrameEqual(lake.read("gold.t_arrow_parts"), spark.createDataFrame(expected, SCHEMA))
     assert DeltaTable.forPath(spark, str(written)).detail().first()["properties"] == only_rome
-    # A table delta-rs creates has them too.
+    # A table delta-rs creates has them too, and a table that exists takes new ones.
     lake.overwrite_arrow(fresh, "gold.t_arrow_new", ["month"], only_rome)
     detail = DeltaTable.forPath(spark, lake.path("gold.t_arrow_new")).detail().first()
     assert (detail["partitionColumns"], detail["properties"]) == (["month"], only_rome)
+    only_n = {"delta.dataSkippingStatsColumns": "n"}
+    version = lake.overwrite_arrow(fresh, "gold.t_arrow_new", ["month"], only_n)
+    assert DeltaTable.forPath(spark, lake.path("gold.t_arrow_new")).detail().first()["properties"] == only_n
+    assert {tuple(s["minValues"]) for s in _file_stats(lake, "gold.t_arrow_new", version)} == {("n",)}
 
 
 def test_overwrite_accepts_a_new_schema(lake: Lake):
