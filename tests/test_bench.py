@@ -62,6 +62,9 @@ def test_duckdb_reference_finds_the_totals_of_spark_gold_tables(generated_lake: 
     )
     assert result["totals"] == spark
     assert spark["transitions"]["rows"] > 1000 and spark["flows"]["seekers_at_origin"] > 0
+    same = duckdb_reference.spark_run(generated_lake, tmp_path / "spark", settings.flows)
+    assert same["totals"] == spark
+    assert set(same["steps"]) == {"write transitions", "write market", "write flows"}
     assert result["rows_in"]["spells"] == generated_lake.read("silver.spells").count()
     assert {p.name for p in (tmp_path / "duckdb").glob("*.parquet")} == {
         "transitions.parquet", "market.parquet", "flows.parquet",
@@ -103,6 +106,15 @@ def test_targets_are_judged_from_the_figures():
     missed = {"1": "missed", "2": "missed", "2b": "missed", "3": "missed", "4a": "missed", "4b": "missed"}
     assert verdicts == {**missed, "5": "met"}
     assert "= 3.5x; 1 totals differ" in targets.judge(slow, {"M": m})[1]["figure"]
+
+    # Like for like: Spark's same three tables against DuckDB's, the whole step shown beside it.
+    for alone, verdict in ((500, "met"), (700, "missed")):
+        duck = {"seconds": 200, "same_totals": True, "differences": {}, "spark_same": {"seconds": alone}}
+        like = _result("L", {"generate": 30, "ingest": 500, "flows": 800, "publish": 25, "recommend": 30},
+                       duckdb=duck)  # fmt: skip
+        (target,) = [t for t in targets.judge(like, {"M": m}) if t["target"].startswith("2.")]
+        assert target["verdict"] == verdict
+        assert f"= {alone / 200:.1f}x (the whole step, thirteen Delta tables: flows 800 s" in target["figure"]
 
     partial = {**fast, "partial": True}  # make bench STEPS=...: some steps only
     assert _verdicts(partial, {"M": m})["1"] == "not judged (some steps only)"
