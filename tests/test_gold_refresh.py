@@ -13,6 +13,7 @@ from pyspark.testing import assertDataFrameEqual
 from mobility import gold, publish, synth
 from mobility.calendar import add_months, period_start_date
 from mobility.config import Settings
+from mobility.gold.tables import overwrite_from_driver
 from mobility.ingest import ingest
 from mobility.ingest.batch import seekers_of
 from mobility.lake import Lake
@@ -112,6 +113,13 @@ def test_a_new_batch_refreshes_only_the_months_and_periods_it_touched(refreshed,
     history = lake_with_ref.spark.sql(f"DESCRIBE HISTORY delta.`{lake_with_ref.path('gold.flows')}` LIMIT 1")
     predicate = history.first()["operationParameters"]["predicate"]
     assert "2022-01-01" not in predicate and "period_start" in predicate
+    # the summaries over every period are rewritten whole, from the driver (delta-rs), as a full build does
+    for name in ("occupation_mobility", "unusual_pairs"):
+        info = lake_with_ref.commit_info(f"gold.{name}", refreshed["versions"][name])
+        assert str(info.get("clientVersion", "")).startswith("delta-rs"), info
+        assert counts[f"gold.{name} rows"] == lake_with_ref.read(f"gold.{name}").count() > 0
+    with pytest.raises(ValueError, match="gold.transitions is not bounded"):
+        overwrite_from_driver(lake_with_ref, "transitions", lake_with_ref.read("gold.transitions"))
 
 
 def test_a_refresh_replaces_the_segments_of_the_touched_seekers_only(refreshed, lake_with_ref: Lake):

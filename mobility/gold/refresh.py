@@ -24,7 +24,7 @@ What a refresh does
     4. ``gold.flows`` and the per-period tables (by ``period_start``): the periods holding a changed
        transition month, and every period from the first touched market month's on.
     5. ``occupation_mobility`` and ``unusual_pairs`` (over every period) are small aggregates of the tables
-       above: rebuilt whole (as are the published views, by the publish step after it).
+       above: rebuilt whole, from the driver (as are the published views, by the publish step after it).
     A refresh falls back to a full build when the state of the last build is missing, when the flows
     settings or the reference tables changed since, or when silver changed in a way no batch explains.
 
@@ -54,8 +54,8 @@ from mobility.gold.tables import (
     State,
     distinct_dates,
     last_state,
+    overwrite_from_driver,
     partitioned,
-    properties,
     replace,
     save_state,
     sql_dates,
@@ -217,7 +217,7 @@ def refresh(lake: Lake, options: FlowsSettings) -> dict[str, int] | None:
             min_pair_ratio=options.min_pair_ratio,
         )
         for name, df in summaries.items():
-            lake.overwrite(df, f"gold.{name}", properties=properties(name))
+            counts[f"gold.{name} rows"] = overwrite_from_driver(lake, name, df)
     finally:
         lake.spark.catalog.clearCache()
     save_state(lake, state, "refresh")

@@ -4,7 +4,8 @@ to date with the batches ingested since the last build (``mobility.gold.refresh`
 Every write is a Delta overwrite (of the partitions concerned, for a refresh), atomic per table; the state
 row (``gold.flows_state``) is appended last, so a build interrupted half-way is redone from the same state. A
 full build writes the tables bounded by occupations, places and periods (``DRIVER_TABLES``) from the driver
-with delta-rs, the others with Spark; a refresh writes them all with Spark.
+with delta-rs, the others with Spark; a refresh replaces periods with Spark and rewrites the two summaries
+over every period from the driver.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from mobility.gold.tables import (
     DRIVER_TABLES,
     State,
     one_file_per_partition,
+    overwrite_from_driver,
     partition_by,
     partitioned,
     properties,
@@ -38,9 +40,7 @@ def write_full(lake: Lake, options: FlowsSettings) -> dict[str, int]:
     try:
         for name, df in gold.items():
             if name in DRIVER_TABLES:
-                data = partitioned(name, df).toArrow()  # bounded: DRIVER_TABLES
-                lake.overwrite_arrow(data, f"gold.{name}", partition_by(name), properties(name))
-                counts[f"gold.{name} rows"] = data.num_rows
+                counts[f"gold.{name} rows"] = overwrite_from_driver(lake, name, df)
                 continue
             table = one_file_per_partition(name, partitioned(name, df))
             version = lake.overwrite(table, f"gold.{name}", partition_by(name), properties(name))

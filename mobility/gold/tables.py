@@ -55,8 +55,8 @@ STATS_COLUMNS: dict[str, tuple[str, ...]] = {
 
 # The tables a full build writes from the driver (``Lake.overwrite_arrow``): bounded by occupations, places
 # and periods, not by seekers (flows_occupation, the largest, holds about 0.1M rows at M), where a Spark write
-# costs a second or two of jobs around the commit whatever the size. A refresh replaces their periods with
-# Spark.
+# costs a second or two of jobs around the commit whatever the size. A refresh replaces the periods of the
+# per-period ones with Spark and rewrites the summaries over every period from the driver.
 DRIVER_TABLES = (
     "market_national", "flows_region", "flows_occupation", "flows_grand_domaine", "region_balance",
     "occupation_mobility", "unusual_pairs",
@@ -126,6 +126,16 @@ def partitioned(name: str, df: DataFrame) -> DataFrame:
 
 def partition_by(name: str) -> tuple[str, ...]:
     return (PARTITIONS[name][0],) if name in PARTITIONS else ()
+
+
+def overwrite_from_driver(lake: Lake, name: str, df: DataFrame) -> int:
+    """Replace ``gold.<name>``, one of ``DRIVER_TABLES``, by its rows brought to the driver and written by
+    delta-rs (partitions and properties as a Spark overwrite's); return the rows written."""
+    if name not in DRIVER_TABLES:
+        raise ValueError(f"gold.{name} is not bounded by occupations, places and periods: use Spark")
+    data = partitioned(name, df).toArrow()  # bounded: DRIVER_TABLES
+    lake.overwrite_arrow(data, f"gold.{name}", partition_by(name), properties(name))
+    return data.num_rows
 
 
 def replace(lake: Lake, name: str, df: DataFrame, condition: str) -> None:
