@@ -282,7 +282,7 @@ def spark_run(lake: Lake, out: Path, flows: FlowsSettings) -> dict[str, object]:
     ``out``; the wall time (planning included), the seconds per write and the totals of what was written.
 
     The like-for-like side of the yardstick: the flows step also builds ten more tables and commits
-    thirteen Delta tables, month-partitioned, which DuckDB's three Parquet files do not."""
+    thirteen Delta tables (most partitioned by month or period), which DuckDB's three Parquet files do not."""
     started = time.perf_counter()
     gold = build(read_sources(lake), flows, persist=True)
     seconds: dict[str, float] = {}
