@@ -332,6 +332,26 @@ def test_with_overlapping_spells_the_most_recent_one_wins(scenario: Scenario):
     assert (row["from_rome"], row["from_dept"], row["start_date"]) == ("A1101", "75", d("2022-01-10"))
 
 
+def test_a_seekers_hires_of_one_day_are_one_move_the_first_by_code_and_a_repeated_change_is_one_segment(
+    spark: SparkSession,
+):
+    spells, changes, hires, offers = frames(
+        spark,
+        [spell("s1", "2022-01-10")],
+        [change("s1", "2022-02-01", "G1603"), change("s1", "2022-02-01", "G1603")],
+        [hire("s1", "2022-03-01", rome) for rome in ("K2204", "A1203", "A1203")],
+    )
+    built = build_transitions(spells, changes, hires, offers, small_refs(spark))
+    expected = [
+        ("s1", "reorientation", "A1101", "G1603", d("2022-01-10"), d("2022-02-01")),
+        ("s1", "hire", "G1603", "A1203", d("2022-01-10"), d("2022-03-01")),
+    ]
+    assertDataFrameEqual(moves(built.transitions), spark.createDataFrame(expected, MOVE))
+    quality = built.quality.first()
+    assert (quality["hires"], quality["hires_matched"], quality["reorientations"]) == (1, 1, 1)
+    assert occupation_segments(spells, changes).count() == 2
+
+
 # ------------------------------------------------------------------------------- origin, reorientations
 
 

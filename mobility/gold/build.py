@@ -11,7 +11,7 @@ from pyspark.sql import DataFrame
 from mobility.config import FlowsSettings
 from mobility.gold.flows import check_period, flows_tables, market_tables, summary_tables
 from mobility.gold.market import market_facts
-from mobility.gold.transitions import RefTables, build_transitions, occupation_segments
+from mobility.gold.transitions import RefTables, build_transitions, seeker_pass
 from mobility.lake import Lake
 
 
@@ -48,17 +48,23 @@ def build(sources: Sources, options: FlowsSettings, *, persist: bool = False) ->
     ``occupation_mobility``, ``unusual_pairs``; and ``transitions_quality``, a one-row frame of quality
     figures (``mobility.gold.transitions``) for the caller to log (and store if it likes).
 
-    The frames are lazy. With ``persist``, the spells' occupation segments (read by the transitions and the
-    market alike), the matched hires, ``transitions``, ``market_facts``, ``market``, the move counts and
-    ``flows`` are persisted (memory and disk), so that writing these first computes each once; the caller
-    releases them when done (``spark.catalog.clearCache()`` at the end of the step).
+    The frames are lazy. With ``persist``, the ordered pass per seeker (its segments read by the
+    transitions and the market alike), the matched hires, ``transitions``, ``market_facts``, ``market``, the
+    move counts and ``flows`` are persisted (memory and disk), so that writing these first computes each
+    once; the caller releases them when done (``spark.catalog.clearCache()`` at the end of the step).
     """
     check_period(options.period)
     level = options.level
-    # The spells' occupation segments feed both the transitions and the market: computed once.
-    segments = occupation_segments(sources.spells, sources.changes, level=level)
-    if persist:
-        segments = segments.persist(StorageLevel.MEMORY_AND_DISK)
+    # One ordered pass per seeker gives the segments, which the market reads too, and the hires' origins.
+    passed = seeker_pass(
+        sources.spells,
+        sources.changes,
+        sources.hires,
+        level=level,
+        grace_days=options.grace_days,
+        persist=persist,
+    )
+    segments = passed.segments
     built = build_transitions(
         sources.spells,
         sources.changes,
@@ -69,7 +75,7 @@ def build(sources: Sources, options: FlowsSettings, *, persist: bool = False) ->
         grace_days=options.grace_days,
         geo_level=options.geo_level,
         v4_proche_max_rank=options.v4_proche_max_rank,
-        segments=segments,
+        passed=passed,
         persist=persist,
     )
     facts = market_facts(

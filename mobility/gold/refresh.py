@@ -60,7 +60,7 @@ from mobility.gold.tables import (
     save_state,
     sql_dates,
 )
-from mobility.gold.transitions import TRANSITION_COLUMNS, RefTables, build_transitions, occupation_segments
+from mobility.gold.transitions import TRANSITION_COLUMNS, RefTables, build_transitions, seeker_pass
 from mobility.lake import Lake
 
 log = logging.getLogger(__name__)
@@ -133,9 +133,15 @@ def refresh(lake: Lake, options: FlowsSettings) -> dict[str, int] | None:
     counts: dict[str, int] = {"batches": len(batches), "touched seekers": n_seekers}
     try:
         # 2. segments and transitions of the touched seekers, months where the transitions changed
-        segments = occupation_segments(
-            of_seekers(silver["spells"]), of_seekers(silver["sought_changes"]), level=options.level
-        ).persist(StorageLevel.MEMORY_AND_DISK)
+        passed = seeker_pass(
+            of_seekers(silver["spells"]),
+            of_seekers(silver["sought_changes"]),
+            of_seekers(silver["hires"]),
+            level=options.level,
+            grace_days=options.grace_days,
+            persist=True,
+        )
+        segments = passed.segments
         lake.replace_groups(segments, "gold.segments", seekers, SEGMENT_KEY)
         built = build_transitions(
             of_seekers(silver["spells"]),
@@ -147,7 +153,7 @@ def refresh(lake: Lake, options: FlowsSettings) -> dict[str, int] | None:
             grace_days=options.grace_days,
             geo_level=options.geo_level,
             v4_proche_max_rank=options.v4_proche_max_rank,
-            segments=segments,
+            passed=passed,
         )
         new_tr = partitioned("transitions", built.transitions).persist(StorageLevel.MEMORY_AND_DISK)
         columns = [*TRANSITION_COLUMNS, "move_month"]

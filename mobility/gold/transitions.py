@@ -17,11 +17,13 @@ Occupation segments of a spell
     spell has no end; no grace period: the seeker must still be registered); a change outside every spell is
     counted (``sought_changes_without_spell``) and otherwise ignored. From a change's ``start_date`` on, the
     spell seeks its occupation, until the next change; a change's own ``end_date`` (JOURFV) is not used.
-    Two records of one day are ordered registration first, so a change on the registration day wins.
+    Two records of one day are ordered registration first, so a change on the registration day wins; two
+    changes of one day, by their codes. Identical changes (same day and codes) count once.
 Hire -> spell
     A hire belongs to the seeker's most recent spell (latest ``registration_date``) with
     ``registration_date <= hire_date <= end_date + grace_days`` (31 by default; an open spell has no end).
-    A hire with no such spell is not a transition; it is counted (``hires_without_spell``).
+    A hire with no such spell is not a transition; it is counted (``hires_without_spell``). A seeker's
+    hires of one day count as one: the first in the order of their codes, place, contract and offer.
 Transition of kind ``hire``
     Origin: the occupation sought on the hire date (the last segment starting on or before it: a change on
     the hire day counts), in the spell's commune, département and region. Destination: the hire's ROME and
@@ -59,11 +61,11 @@ hires_naming_offer, hires_via_offer, hires_unknown_offer, hires_offer_other_occu
 hires_offer_other_departement, sought_changes, sought_changes_without_spell, reorientations, transitions.
 The caller logs them; by construction ``transitions = hires_matched + reorientations``.
 
-All of it is Spark expressions: the change -> spell and hire -> spell range joins are equi-joins on
-``seeker_id`` filtered by the date range, the most recent spell picked with ``max`` (``max_by``), the
-record's own columns carried through the aggregation rather than joined back; the segments come from one
-shuffle of spells and owned changes by seeker, with windows per seeker and per spell; reference tables are
-broadcast.
+All of it is Spark expressions, in one ordered pass per seeker (``seeker_pass``): spells, sought changes
+and hires are shuffled once by seeker; in date order, each change and hire finds its spell among the
+seeker's spells so far; then in each spell's date order, the segments are numbered and each hire takes its
+origin segment. No range join, nothing joined back; the offers and the (broadcast) reference tables are
+joined to the moves afterwards.
 """
 
 from __future__ import annotations
@@ -139,7 +141,158 @@ class Transitions:
     quality: DataFrame
 
 
-# ------------------------------------------------------------------------------------ spell segments
+# ------------------------------------------------------------------------- one ordered pass per seeker
+
+_SPELL, _CHANGE, _HIRE = 0, 1, 2  # the order of a seeker's records of one day
+_HIRE_PLACE = ("code_commune", "code_departement", "code_region", "contract", "offer_id")
+
+
+@dataclass(frozen=True)
+class SeekerPass:
+    """The spells' occupation segments and the hires with their origin, from one ordered pass per seeker.
+
+    ``segments``: see ``occupation_segments``. ``hires``: one row per seeker and hire date (``_HIRE_COLUMNS``;
+    of two hires of one seeker on one day, the first in the order of their codes and place is kept) with
+    ``_origin``, a struct of the origin segment (``registration_date``, ``occupation``, the codes and the
+    spell's place), null when the hire belongs to no spell.
+    """
+
+    segments: DataFrame
+    hires: DataFrame
+
+
+def seeker_pass(
+    spells: DataFrame,
+    sought_changes: DataFrame,
+    hires: DataFrame | None = None,
+    *,
+    level: str = "rome_v3",
+    grace_days: int = GRACE_DAYS,
+    persist: bool = False,
+) -> SeekerPass:
+    """Segments and hire origins (see the module docstring) from one shuffle of the seeker's records.
+
+    Spells, sought changes and hires go through one shuffle by seeker and two sorts: in date order per
+    seeker, each change and hire finds the most recent spell covering its date (the seeker's spells so far,
+    the last that still covers it); then per spell in date order, the segments are numbered and each hire
+    takes the last segment started on or before its date. No range join, no join back. ``persist``: keep the
+    pass (memory and disk) so that the segments and the hires read it once; the caller releases it.
+    """
+    check_level(level)
+    attributes = [
+        c for c in _SPELL_ATTRIBUTES if c not in ("seeker_id", "registration_date", "next_registration")
+    ]
+    spell_rows = spells.select(
+        "seeker_id",
+        F.col("registration_date").alias("_date"),
+        F.lit(_SPELL).alias("_kind"),
+        *_CODES,
+        F.struct(*attributes).alias("_spell"),
+    )
+    spell_type = spell_rows.schema["_spell"].dataType
+    change_rows = sought_changes.select(
+        "seeker_id",
+        F.col("start_date").alias("_date"),
+        F.lit(_CHANGE).alias("_kind"),
+        *_CODES,
+        F.lit(None).cast(spell_type).alias("_spell"),
+    )
+    records = spell_rows.unionByName(change_rows)
+    if hires is not None:
+        hire_rows = hires.select(
+            "seeker_id",
+            F.col("hire_date").alias("_date"),
+            F.lit(_HIRE).alias("_kind"),
+            *_CODES,
+            F.lit(None).cast(spell_type).alias("_spell"),
+            F.struct(*_HIRE_PLACE).alias("_hire"),
+        )
+        records = records.unionByName(hire_rows, allowMissingColumns=True)
+    else:
+        no_hire = "struct<" + ",".join(f"{c}:string" for c in _HIRE_PLACE) + ">"
+        records = records.withColumn("_hire", F.lit(None).cast(no_hire))
+    kind = F.col("_kind")
+
+    # 1. By seeker in date order (a spell before a change before a hire of the same day; identical records
+    # side by side): the spell a change or hire belongs to, the seeker's next registration.
+    by_seeker = Window.partitionBy("seeker_id").orderBy("_date", "_kind", *_CODES, "_hire")
+    spells_so_far = F.collect_list(
+        F.when(kind == _SPELL, F.struct(F.col("_date").alias("reg"), F.col("_spell.end_date").alias("end")))
+    ).over(by_seeker.rowsBetween(Window.unboundedPreceding, Window.currentRow))
+    late = F.when(kind == _HIRE, F.lit(grace_days)).otherwise(F.lit(0))
+    covering = F.filter(
+        spells_so_far, lambda s: s["end"].isNull() | (F.col("_date") <= F.date_add(s["end"], late))
+    )
+    same_day = F.lag("_date").over(by_seeker).eqNullSafe(F.col("_date")) & F.lag("_kind").over(
+        by_seeker
+    ).eqNullSafe(kind)
+    same_codes = [F.lag(c).over(by_seeker).eqNullSafe(F.col(c)) for c in _CODES]
+    same_change = same_day & same_codes[0] & same_codes[1] & same_codes[2]
+    repeated = ((kind == _HIRE) & same_day) | ((kind == _CHANGE) & same_change)
+    owned = records.withColumns(
+        {
+            "_owner": F.when(kind == _SPELL, F.col("_date")).otherwise(
+                F.try_element_at(covering, F.lit(-1))["reg"]
+            ),
+            "_repeated": repeated,
+            "_next_registration": F.first(F.when(kind == _SPELL, F.col("_date")), ignorenulls=True).over(
+                by_seeker.rowsBetween(1, Window.unboundedFollowing)
+            ),
+        }
+    ).where(~F.col("_repeated") & (F.col("_owner").isNotNull() | (kind == _HIRE)))
+
+    # 2. By spell in date order: the segments (the registration, then each change) and each hire's origin.
+    in_spell = Window.partitionBy("seeker_id", "_owner").orderBy("_date", "_kind", *_CODES)
+    so_far = in_spell.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    is_segment = kind != _HIRE
+    segment = F.when(is_segment, F.struct(*_CODES, F.col(level).alias("occupation")))
+    passed = owned.withColumns(
+        {
+            "_spell": F.first("_spell", ignorenulls=True).over(so_far),
+            "next_registration": F.first(
+                F.when(kind == _SPELL, F.col("_next_registration")), ignorenulls=True
+            ).over(so_far),
+            "seg_index": F.count(F.when(is_segment, 1)).over(so_far).cast("int"),
+            "seg_next": F.first(F.when(is_segment, F.col("_date")), ignorenulls=True).over(
+                in_spell.rowsBetween(1, Window.unboundedFollowing)
+            ),
+            "_prev": F.last(segment, ignorenulls=True).over(
+                in_spell.rowsBetween(Window.unboundedPreceding, -1)
+            ),
+            "_last": F.last(segment, ignorenulls=True).over(so_far),
+        }
+    )
+    if persist:
+        passed = passed.persist(StorageLevel.MEMORY_AND_DISK)
+
+    segments = passed.where(is_segment).select(
+        "seeker_id",
+        F.col("_owner").alias("registration_date"),
+        F.col("_spell.end_date").alias("end_date"),
+        "next_registration",
+        *(F.col(f"_spell.{c}").alias(c) for c in attributes if c != "end_date"),
+        F.col("_date").alias("seg_start"),
+        *_CODES,
+        F.col(level).alias("occupation"),
+        "seg_index",
+        "seg_next",
+        *(F.col(f"_prev.{c}").alias(f"prev_{c}") for c in (*_CODES, "occupation")),
+        F.least(F.col("seg_next"), F.col("_spell.end_date"), F.col("next_registration")).alias("stock_until"),
+    )
+    origin = F.struct(
+        F.col("_owner").alias("registration_date"),
+        F.col("_last.occupation").alias("occupation"),
+        *(F.col(f"_last.{c}").alias(c) for c in _CODES),
+        *(F.col(f"_spell.{c}").alias(c) for c in ("code_commune", "code_departement", "code_region")),
+    )
+    matched = passed.where(kind == _HIRE).select(
+        "seeker_id",
+        F.col("_date").alias("hire_date"),
+        *_CODES,
+        *(F.col(f"_hire.{c}").alias(c) for c in _HIRE_PLACE),
+        F.when(F.col("_owner").isNotNull(), origin).alias("_origin"),
+    )
+    return SeekerPass(segments, matched)
 
 
 def occupation_segments(spells: DataFrame, sought_changes: DataFrame, *, level: str = "rome_v3") -> DataFrame:
@@ -154,76 +307,7 @@ def occupation_segments(spells: DataFrame, sought_changes: DataFrame, *, level: 
     seeker's next spell, whichever comes first (null: open). A later spell ends an earlier one for the stock,
     so that overlapping spells count a seeker once (the most recent wins).
     """
-    check_level(level)
-    # Each change with the registration date of the spell it belongs to (changes outside every spell drop
-    # out); its codes ride along, functionally dependent on its key, so nothing is joined back.
-    spell = spells.select(
-        "seeker_id", F.col("registration_date").alias("_reg"), F.col("end_date").alias("_end")
-    )
-    inside = (F.col("_reg") <= F.col("start_date")) & (
-        F.col("_end").isNull() | (F.col("start_date") <= F.col("_end"))
-    )
-    later = (
-        sought_changes.select("seeker_id", "start_date", *_CODES)
-        .join(spell, "seeker_id")
-        .where(inside)
-        .groupBy("seeker_id", "start_date", *_CODES)
-        .agg(F.max("_reg").alias("registration_date"))
-        .select(
-            "seeker_id",
-            "registration_date",
-            F.lit(None).alias("_spell"),
-            F.col("start_date").alias("seg_start"),
-            F.lit(1).alias("_order"),
-            *_CODES,
-        )
-    )
-    attributes = [
-        c for c in _SPELL_ATTRIBUTES if c not in ("seeker_id", "registration_date", "next_registration")
-    ]
-    first = spells.select(
-        "seeker_id",
-        "registration_date",
-        F.struct(*attributes).alias("_spell"),
-        F.col("registration_date").alias("seg_start"),
-        F.lit(0).alias("_order"),
-        *_CODES,
-    )
-    later = later.withColumn("_spell", F.col("_spell").cast(first.schema["_spell"].dataType))
-    # One shuffle, by seeker: a spell's rows are its registration then its changes, in order; a spell's
-    # attributes come from its first row; the next spell is the next registration row of the seeker.
-    by_seeker = Window.partitionBy("seeker_id").orderBy("registration_date", "seg_start", "_order")
-    in_spell = Window.partitionBy("seeker_id", "registration_date").orderBy("seg_start", "_order")
-    registration = F.when(F.col("_order") == 0, F.col("registration_date"))
-    segments = (
-        first.unionByName(later)
-        .withColumn("occupation", F.col(level))
-        .withColumns(
-            {
-                "_spell": F.first("_spell").over(in_spell),
-                "next_registration": F.first(registration, ignorenulls=True).over(
-                    by_seeker.rowsBetween(1, Window.unboundedFollowing)
-                ),
-                "seg_index": F.row_number().over(in_spell),
-                "seg_next": F.lead("seg_start").over(in_spell),
-                **{f"prev_{c}": F.lag(c).over(in_spell) for c in (*_CODES, "occupation")},
-            }
-        )
-    )
-    return segments.select(
-        "seeker_id",
-        "registration_date",
-        F.col("_spell.end_date").alias("end_date"),
-        "next_registration",
-        *(F.col(f"_spell.{c}").alias(c) for c in attributes if c != "end_date"),
-        "seg_start",
-        *_CODES,
-        "occupation",
-        "seg_index",
-        "seg_next",
-        *(f"prev_{c}" for c in (*_CODES, "occupation")),
-        F.least(F.col("seg_next"), F.col("_spell.end_date"), F.col("next_registration")).alias("stock_until"),
-    )
+    return seeker_pass(spells, sought_changes, level=level).segments
 
 
 # ------------------------------------------------------------------------------------------ links
@@ -305,48 +389,9 @@ def mobility_kind(geo_level: str = "departement") -> Column:
 # ------------------------------------------------------------------------------------ transitions
 
 
-def match_hires(
-    hires: DataFrame,
-    segments: DataFrame,
-    offers: DataFrame,
-    *,
-    level: str = "rome_v3",
-    grace_days: int = GRACE_DAYS,
-) -> DataFrame:
-    """Every hire (its ``_HIRE_COLUMNS``) with ``_origin`` (a struct of the origin segment; null when the hire
-    belongs to no spell) and its offer's flags ``via_offer``, ``_offer_other_occupation``,
+def with_offer(matched: DataFrame, offers: DataFrame, *, level: str = "rome_v3") -> DataFrame:
+    """The matched hires with their offer's flags ``via_offer``, ``_offer_other_occupation``,
     ``_offer_other_departement``."""
-    check_level(level)
-    origin = F.struct(
-        "registration_date", "occupation", "rome", "rome_version", "rome_v3", "code_commune",
-        "code_departement", "code_region",
-    )  # fmt: skip
-    candidates = segments.select(
-        F.col("seeker_id").alias("_seeker"),
-        F.col("registration_date").alias("_reg"),
-        F.col("end_date").alias("_end"),
-        F.col("seg_start").alias("_seg_start"),
-        F.col("seg_index").alias("_seg_index"),
-        origin.alias("_origin"),
-    )
-    belongs = (
-        (F.col("_reg") <= F.col("hire_date"))
-        & (F.col("_end").isNull() | (F.col("hire_date") <= F.date_add(F.col("_end"), grace_days)))
-        & (F.col("_seg_start") <= F.col("hire_date"))
-    )
-    # Most recent spell first, then the last segment of it started on or before the hire date. The hire's
-    # columns ride along (functionally dependent on its key): nothing is joined back.
-    columns = list(_HIRE_COLUMNS)
-    best = (
-        hires.select("seeker_id", "hire_date", F.struct(*columns).alias("_hire"))
-        .join(candidates, (F.col("seeker_id") == F.col("_seeker")) & belongs, "left")
-        .groupBy("seeker_id", "hire_date")
-        .agg(
-            F.first("_hire").alias("_hire"),
-            F.max_by("_origin", F.struct("_reg", "_seg_start", "_seg_index")).alias("_origin"),
-        )
-        .select(*(F.col(f"_hire.{c}").alias(c) for c in columns), "_origin")
-    )
     offer = offers.select(
         F.col("offer_id").alias("_offer_id"),
         F.col(level).alias("_offer_occupation"),
@@ -354,7 +399,7 @@ def match_hires(
     )
     found = F.col("_offer_id").isNotNull()
     return (
-        best.join(offer, F.col("offer_id") == F.col("_offer_id"), "left")
+        matched.join(offer, F.col("offer_id") == F.col("_offer_id"), "left")
         .withColumns(
             {
                 "via_offer": found,
@@ -433,7 +478,7 @@ def build_transitions(
     grace_days: int = GRACE_DAYS,
     geo_level: str = "departement",
     v4_proche_max_rank: int = V4_PROCHE_MAX_RANK,
-    segments: DataFrame | None = None,
+    passed: SeekerPass | None = None,
     persist: bool = False,
 ) -> Transitions:
     """``gold.transitions`` (columns ``TRANSITION_COLUMNS``) and its quality figures, from silver tables.
@@ -441,16 +486,19 @@ def build_transitions(
     ``level``: occupation level compared, ``rome_v3`` (default) or ``rome``. ``grace_days``: a hire up to
     this many days after a spell's end still belongs to it (31). ``geo_level``: the place level of a
     ``geographic`` mobility, ``departement`` (default) or ``region``. ``v4_proche_max_rank``: ROME 4.0
-    ranked links up to this rank count as ``proche``, beyond as ``evolution`` (5). ``segments``: the
-    ``occupation_segments`` of these spells at ``level``, when the caller computed them already (the market
-    reads them too). ``persist``: keep the matched hires and the transitions (memory and disk), so that the
-    quality figures and the caller's write compute each once; the caller releases them.
+    ranked links up to this rank count as ``proche``, beyond as ``evolution`` (5). ``passed``: the
+    ``seeker_pass`` of these records at ``level`` and ``grace_days``, when the caller made it already (the
+    market reads its segments too). ``persist``: keep the pass, the matched hires and the transitions (memory
+    and disk), so that the quality figures and the caller's write compute each once; the caller releases them.
     """
     check_level(level)
     check_geo_level(geo_level)
-    if segments is None:
-        segments = occupation_segments(spells, sought_changes, level=level)
-    matched = match_hires(hires, segments, offers, level=level, grace_days=grace_days)
+    if passed is None:
+        passed = seeker_pass(
+            spells, sought_changes, hires, level=level, grace_days=grace_days, persist=persist
+        )
+    segments = passed.segments
+    matched = with_offer(passed.hires, offers, level=level)
     if persist:
         matched = matched.persist(StorageLevel.MEMORY_AND_DISK)
     moves = _hire_moves(matched, level).unionByName(_reorientations(segments))
