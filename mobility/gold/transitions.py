@@ -100,12 +100,10 @@ _SPELL_ATTRIBUTES = (
     "code_commune", "code_departement", "code_region", "education",
 )  # fmt: skip
 _CODES = ("rome", "rome_version", "rome_v3")
-# What a hire brings to its transition and to the quality figures: the rest of silver.hires (its lineage,
-# ``_source_file`` and ``_row_hash`` among them) would only ride through the match's shuffle and sort.
-_HIRE_COLUMNS = (
-    "seeker_id", "hire_date", *_CODES, "code_commune", "code_departement", "code_region", "contract",
-    "offer_id",
-)  # fmt: skip
+# What a hire brings, beside its seeker, date and codes, to its transition and to the quality figures: the
+# rest of silver.hires (its lineage, ``_source_file`` and ``_row_hash`` among them) would only ride through
+# the pass's shuffle and sorts.
+_HIRE_PLACE = ("code_commune", "code_departement", "code_region", "contract", "offer_id")
 
 
 def check_level(level: str) -> str:
@@ -144,17 +142,17 @@ class Transitions:
 # ------------------------------------------------------------------------- one ordered pass per seeker
 
 _SPELL, _CHANGE, _HIRE = 0, 1, 2  # the order of a seeker's records of one day
-_HIRE_PLACE = ("code_commune", "code_departement", "code_region", "contract", "offer_id")
 
 
 @dataclass(frozen=True)
 class SeekerPass:
     """The spells' occupation segments and the hires with their origin, from one ordered pass per seeker.
 
-    ``segments``: see ``occupation_segments``. ``hires``: one row per seeker and hire date (``_HIRE_COLUMNS``;
-    of two hires of one seeker on one day, the first in the order of their codes and place is kept) with
-    ``_origin``, a struct of the origin segment (``registration_date``, ``occupation``, the codes and the
-    spell's place), null when the hire belongs to no spell.
+    ``segments``: see ``occupation_segments``. ``hires``: one row per seeker and hire date (``seeker_id``,
+    ``hire_date``, the codes and ``_HIRE_PLACE``; of two hires of one seeker on one day, the first in the
+    order of their codes and place is kept) with ``_origin``, a struct of the origin segment
+    (``registration_date``, ``occupation``, the codes and the spell's place), null when the hire belongs to
+    no spell.
     """
 
     segments: DataFrame
