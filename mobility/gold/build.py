@@ -38,20 +38,17 @@ def read_sources(lake: Lake) -> Sources:
     )
 
 
-def build(sources: Sources, options: FlowsSettings, *, persist: bool = False) -> dict[str, DataFrame]:
-    """Every gold table of the ``flows`` step.
+def build_states(sources: Sources, options: FlowsSettings, *, persist: bool = False) -> dict[str, DataFrame]:
+    """The gold tables read from silver: ``segments`` (the spells' occupation segments, which ``recommend``
+    reads for the stock of a day), ``transitions``, ``market_facts`` (the monthly facts behind the market
+    tables), ``market`` (region), ``market_departement``, ``market_national``; and ``transitions_quality``, a
+    one-row frame of quality figures (``mobility.gold.transitions``) for the caller to log (and store if it
+    likes).
 
-    Keys are the table names under ``gold.``: ``segments`` (the spells' occupation segments, which
-    ``recommend`` reads for the stock of a day), ``transitions``, ``market_facts`` (the monthly facts behind
-    the market tables), ``market`` (region), ``market_departement``, ``market_national``, ``flows``,
-    ``flows_region``, ``flows_occupation``, ``flows_grand_domaine``, ``region_balance``,
-    ``occupation_mobility``, ``unusual_pairs``; and ``transitions_quality``, a one-row frame of quality
-    figures (``mobility.gold.transitions``) for the caller to log (and store if it likes).
-
-    The frames are lazy. With ``persist``, the ordered pass per seeker (its segments read by the
-    transitions and the market alike), the matched hires, ``transitions``, ``market_facts``, ``market``, the
-    move counts and ``flows`` are persisted (memory and disk), so that writing these first computes each
-    once; the caller releases them when done (``spark.catalog.clearCache()`` at the end of the step).
+    The frames are lazy. With ``persist``, the ordered pass per seeker (its segments read by the transitions
+    and the market alike), the matched hires, ``market_facts`` and ``market`` are persisted (memory and disk),
+    so that writing these computes each once; the caller releases them (``spark.catalog.clearCache()`` at the
+    end of the step).
     """
     check_period(options.period)
     level = options.level
@@ -92,13 +89,24 @@ def build(sources: Sources, options: FlowsSettings, *, persist: bool = False) ->
     markets = market_tables(facts, rolling_months=options.rolling_months)
     if persist:
         markets["market"] = markets["market"].persist(StorageLevel.MEMORY_AND_DISK)
-    per_period = flows_tables(built.transitions, markets["market"], period=options.period, persist=persist)
     return {
         "segments": segments,
         "transitions": built.transitions,
         "transitions_quality": built.quality,
         "market_facts": facts,
         **markets,
+    }
+
+
+def build_flows(
+    transitions: DataFrame, market: DataFrame, options: FlowsSettings, *, persist: bool = False
+) -> dict[str, DataFrame]:
+    """The gold tables read from the transitions and the regional market: ``flows``, ``flows_region``,
+    ``flows_occupation``, ``flows_grand_domaine``, ``region_balance``, ``occupation_mobility``,
+    ``unusual_pairs``. ``transitions`` is best the table as written (the flows read it twice); with
+    ``persist``, the move counts and ``flows`` are kept for the views that read them."""
+    per_period = flows_tables(transitions, market, period=options.period, persist=persist)
+    return {
         **per_period,
         **summary_tables(
             per_period["flows"],
@@ -107,3 +115,10 @@ def build(sources: Sources, options: FlowsSettings, *, persist: bool = False) ->
             min_pair_ratio=options.min_pair_ratio,
         ),
     }
+
+
+def build(sources: Sources, options: FlowsSettings, *, persist: bool = False) -> dict[str, DataFrame]:
+    """Every gold table of the ``flows`` step, lazy: ``build_states`` and ``build_flows`` over its frames (the
+    step writes the transitions first and gives ``build_flows`` the written table)."""
+    states = build_states(sources, options, persist=persist)
+    return {**states, **build_flows(states["transitions"], states["market"], options, persist=persist)}

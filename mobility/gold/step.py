@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import logging
 
+from pyspark.sql import DataFrame
+
 from mobility.config import FlowsSettings
-from mobility.gold.build import build, read_sources
+from mobility.gold.build import build_flows, build_states, read_sources
 from mobility.gold.refresh import refresh
 from mobility.gold.tables import (
     DRIVER_TABLES,
@@ -32,25 +34,35 @@ log = logging.getLogger(__name__)
 
 def write_full(lake: Lake, options: FlowsSettings) -> dict[str, int]:
     """Build every gold table of the step from silver and replace them; return rows per table and the
-    transitions' quality figures."""
+    transitions' quality figures. The flows read the transitions as written: at 6M seekers, scanning the
+    table cost less than caching them for the flows (bench/README)."""
     state = State.current(lake, options)
-    gold = build(read_sources(lake), options, persist=True)
-    quality = gold.pop("transitions_quality").first().asDict()  # one row of figures
+    states = build_states(read_sources(lake), options, persist=True)
+    quality = states.pop("transitions_quality").first().asDict()  # one row of figures
     counts: dict[str, int] = {}
     try:
-        for name, df in gold.items():
-            if name in DRIVER_TABLES:
-                counts[f"gold.{name} rows"] = overwrite_from_driver(lake, name, df)
-                continue
-            table = one_file_per_partition(name, partitioned(name, df))
-            version = lake.overwrite(table, f"gold.{name}", partition_by(name), properties(name))
-            counts[f"gold.{name} rows"] = lake.rows_written(f"gold.{name}", version)
+        counts |= _overwrite(lake, states)
+        written = lake.read("gold.transitions")
+        counts |= _overwrite(lake, build_flows(written, states["market"], options, persist=True))
     finally:
         lake.spark.catalog.clearCache()
     save_state(lake, state, "full")
     for key, value in quality.items():
         log.info("flows: %s = %s", key, value)
         counts[key] = value
+    return counts
+
+
+def _overwrite(lake: Lake, gold: dict[str, DataFrame]) -> dict[str, int]:
+    """Replace each ``gold.<name>`` with its frame; rows written per table."""
+    counts: dict[str, int] = {}
+    for name, df in gold.items():
+        if name in DRIVER_TABLES:
+            counts[f"gold.{name} rows"] = overwrite_from_driver(lake, name, df)
+            continue
+        table = one_file_per_partition(name, partitioned(name, df))
+        version = lake.overwrite(table, f"gold.{name}", partition_by(name), properties(name))
+        counts[f"gold.{name} rows"] = lake.rows_written(f"gold.{name}", version)
     return counts
 
 

@@ -438,9 +438,13 @@ def _hire_moves(matched: DataFrame, level: str) -> DataFrame:
     )
 
 
+def _changes_occupation() -> Column:
+    """A segment after its spell's first that changes the occupation sought: a reorientation."""
+    return (F.col("seg_index") > 1) & ~F.col("occupation").eqNullSafe(F.col("prev_occupation"))
+
+
 def _reorientations(segments: DataFrame) -> DataFrame:
-    changed = (F.col("seg_index") > 1) & ~F.col("occupation").eqNullSafe(F.col("prev_occupation"))
-    return segments.where(changed).select(
+    return segments.where(_changes_occupation()).select(
         "seeker_id",
         F.lit("reorientation").alias("kind"),
         F.col("prev_occupation").alias("from_rome"),
@@ -486,8 +490,10 @@ def build_transitions(
     ``geographic`` mobility, ``departement`` (default) or ``region``. ``v4_proche_max_rank``: ROME 4.0
     ranked links up to this rank count as ``proche``, beyond as ``evolution`` (5). ``passed``: the
     ``seeker_pass`` of these records at ``level`` and ``grace_days``, when the caller made it already (the
-    market reads its segments too). ``persist``: keep the pass, the matched hires and the transitions (memory
-    and disk), so that the quality figures and the caller's write compute each once; the caller releases them.
+    market reads its segments too). ``persist``: keep the pass and the matched hires (memory and disk), which
+    the quality figures and the transitions both read; the caller releases them. The transitions themselves
+    are left lazy: a caller that reads them twice reads them from where it wrote them (at 6M seekers,
+    caching them cost more than scanning the written table).
     """
     check_level(level)
     check_geo_level(geo_level)
@@ -511,8 +517,6 @@ def build_transitions(
             ),
         }
     ).select(*TRANSITION_COLUMNS)
-    if persist:
-        moves = moves.persist(StorageLevel.MEMORY_AND_DISK)
 
     has_spell = F.col("_origin").isNotNull()
     hire_figures = matched.agg(
@@ -526,19 +530,22 @@ def build_transitions(
         F.count(F.when(F.col("_offer_other_departement"), 1)).alias("hires_offer_other_departement"),
     )
     # A change inside a spell is a segment after the spell's first (spells are unique per seeker and day):
-    # the changes outside every spell are the others, with no second range join to find them.
-    in_spell = segments.agg(F.count(F.when(F.col("seg_index") > 1, 1)).alias("_in_spell"))
+    # the changes outside every spell are the others, with no second range join to find them. The figures
+    # read the pass, not the transitions: a transition is a matched hire or a reorientation.
+    in_spell = segments.agg(
+        F.count(F.when(F.col("seg_index") > 1, 1)).alias("_in_spell"),
+        F.count(F.when(_changes_occupation(), 1)).alias("reorientations"),
+    )
     change_figures = (
         sought_changes.agg(F.count(F.lit(1)).alias("sought_changes"))
         .crossJoin(in_spell)
         .select(
             "sought_changes",
             (F.col("sought_changes") - F.col("_in_spell")).alias("sought_changes_without_spell"),
+            "reorientations",
         )
     )
-    move_figures = moves.agg(
-        F.count(F.when(F.col("kind") == "reorientation", 1)).alias("reorientations"),
-        F.count(F.lit(1)).alias("transitions"),
+    quality = hire_figures.crossJoin(change_figures).withColumn(
+        "transitions", F.col("hires_matched") + F.col("reorientations")
     )
-    quality = hire_figures.crossJoin(change_figures).crossJoin(move_figures)
     return Transitions(moves, quality)
